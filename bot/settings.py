@@ -1,0 +1,192 @@
+"""The bot's one settings class, read from the environment (prefix ``FACTORY_``) and ``.env``.
+
+Settings are built by :func:`load_settings` at start-up, never at import time, so tests and
+several processes can hold different settings side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PUBLIC_GITHUB_API = "https://api.github.com"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _default_data_dir() -> Path:
+    return Path.cwd() / ".factory"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FACTORY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # GitHub App
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Secret GitHub signs webhook deliveries with."
+    )
+    app_id: int | None = Field(default=None, description="The GitHub App's numeric id.")
+    private_key: SecretStr | None = Field(
+        default=None, description="The GitHub App's private key (PEM text)."
+    )
+    private_key_path: Path | None = Field(
+        default=None, description="Path to the GitHub App's private key (.pem file)."
+    )
+    app_slug: str = Field(
+        default="agent-factory", description="The App's slug; its bot account is '<slug>[bot]'."
+    )
+    github_api_url: str = Field(
+        default=PUBLIC_GITHUB_API,
+        description="GitHub REST API root; any other value is a GitHub Enterprise Server or a test server.",
+    )
+
+    # Infrastructure
+    redis_url: str | None = Field(
+        default=None,
+        description=f"Redis URL. Unset: {DEFAULT_REDIS_URL}, or an embedded Redis that `factory up` starts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL. Unset: a SQLite file in the data dir (aiosqlite).",
+    )
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the bot keeps its SQLite database, Chroma store and workspaces.",
+    )
+    chroma_path: Path | None = Field(
+        default=None, description="Embedded Chroma directory. Unset: <data dir>/chroma."
+    )
+    chroma_url: str | None = Field(
+        default=None, description="URL of a Chroma server shared by all workers (overrides chroma_path)."
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description="Path of a sentence-transformers model. Unset: the packaged all-MiniLM-L6-v2.",
+    )
+
+    # LLM
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ANTHROPIC_API_KEY", "FACTORY_ANTHROPIC_API_KEY"),
+        description="Anthropic API key (ANTHROPIC_API_KEY).",
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, description="Messages API root (a proxy, or a test server)."
+    )
+    model: str = Field(default="claude-sonnet-4-5", description="Default Claude model.")
+
+    # Behaviour
+    trigger_label: str = Field(default="factory", description="Label that starts a run.")
+    max_rounds: int = Field(default=3, ge=1, description="Review/test loops before a run fails.")
+    max_concurrent_runs: int = Field(
+        default=2, ge=1, description="Concurrent runs allowed per installation."
+    )
+    sandbox: Literal["auto", "docker", "local"] = Field(
+        default="auto", description="Where agent commands run: docker when it answers, else local."
+    )
+    job_timeout_s: int = Field(default=1800, ge=10, description="Hard limit on one agent step.")
+
+    # HTTP server
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port the HTTP server binds.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="Logs as JSON lines (auto: when stderr is not a TTY)."
+    )
+    log_level: str = Field(default="INFO", description="Python log level.")
+
+    @field_validator("github_api_url", "anthropic_base_url", "chroma_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with 'sqlite+aiosqlite://' or 'postgresql+asyncpg://' "
+                "(for example sqlite+aiosqlite:///./factory.db)"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _one_private_key(self) -> Settings:
+        if self.private_key is not None and self.private_key_path is not None:
+            raise ValueError("set FACTORY_PRIVATE_KEY or FACTORY_PRIVATE_KEY_PATH, not both")
+        return self
+
+    # Derived values: computed, never stored, so there is one source of truth.
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'factory.db'}"
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def redis_url_is_default(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def effective_chroma_path(self) -> Path:
+        return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def bot_login(self) -> str:
+        return f"{self.app_slug}[bot]"
+
+    def private_key_pem(self) -> str | None:
+        """The App's PEM text, from the variable or the file (read on demand)."""
+        if self.private_key is not None:
+            return self.private_key.get_secret_value()
+        if self.private_key_path is not None:
+            return self.private_key_path.read_text()
+        return None
+
+
+class SettingsError(Exception):
+    """Settings could not be built; ``problems`` names each one and how to fix it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "Agent Factory cannot start; fix these settings:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+def _env_name(loc: tuple[object, ...]) -> str:
+    if not loc:
+        return "settings"
+    field = str(loc[0])
+    if field == "anthropic_api_key":
+        return "ANTHROPIC_API_KEY"
+    return f"FACTORY_{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise SettingsError(problems) from None

@@ -1,0 +1,189 @@
+"""Local sandbox backends, strongest first: bubblewrap, unshare, plain subprocess with rlimits."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from agents.sandbox.base import BASE_ENV, CommandResult, command_env, confined_cwd
+from agents.sandbox.process import ResourceLimits, run_argv
+
+_PROBE_TIMEOUT_S = 10.0
+
+
+def _default_shell() -> str:
+    # Models write bash; fall back to POSIX sh where bash is not installed.
+    return shutil.which("bash") or "/bin/sh"
+
+
+class _LocalSandbox(ABC):
+    """Shared plumbing: validate cwd, build the environment, wrap the command, run it bounded."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        workspace_root: Path,
+        *,
+        limits: ResourceLimits | None = None,
+        output_limit: int = 64_000,
+        shell: str | None = None,
+    ) -> None:
+        self.workspace_root = workspace_root.resolve()
+        self.limits = limits or ResourceLimits()
+        self.output_limit = output_limit
+        self.shell = shell or _default_shell()
+
+    async def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        timeout_s: float = 300,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        workdir = confined_cwd(self.workspace_root, cwd)
+        child_env = command_env(env)
+        return await run_argv(
+            self._argv(command, workdir, child_env),
+            command=command,
+            cwd=workdir,
+            env=self._process_env(child_env),
+            timeout_s=timeout_s,
+            limits=self.limits,
+            output_limit=self.output_limit,
+        )
+
+    def probe(self) -> bool:
+        """True when this backend can run a trivial command here (the self-test make_sandbox uses)."""
+        argv = self._argv("true", self.workspace_root, dict(BASE_ENV))
+        try:
+            completed = subprocess.run(
+                argv,
+                cwd=self.workspace_root,
+                env=self._process_env(dict(BASE_ENV)),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=_PROBE_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return completed.returncode == 0
+
+    @abstractmethod
+    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]: ...
+
+    def _process_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        return dict(env)
+
+
+class BubblewrapSandbox(_LocalSandbox):
+    """bubblewrap: the whole host read-only, only the workspace writable, no network, no secrets.
+
+    Every namespace is unshared (network, pid, ipc, uts, user, cgroup), so connects to 127.0.0.1
+    fail and the command cannot see or signal host processes; it has no capabilities and a cleared
+    environment. /tmp and /run are empty tmpfs: /run holds Unix sockets (PostgreSQL, Docker,
+    MySQL) that a read-only bind would still let a process connect to, bypassing the network
+    namespace. `hidden_paths` (by default the bot user's home directory) are covered the same way.
+    Unix sockets elsewhere on the host filesystem stay reachable: hide their directories too.
+    """
+
+    name = "bwrap"
+
+    def __init__(
+        self,
+        workspace_root: Path,
+        *,
+        limits: ResourceLimits | None = None,
+        output_limit: int = 64_000,
+        shell: str | None = None,
+        hidden_paths: Sequence[Path] | None = None,
+        bwrap_path: str | None = None,
+    ) -> None:
+        super().__init__(workspace_root, limits=limits, output_limit=output_limit, shell=shell)
+        self.bwrap_path = bwrap_path or shutil.which("bwrap") or "bwrap"
+        hidden = [Path.home()] if hidden_paths is None else list(hidden_paths)
+        self.hidden_paths = [p for p in hidden if p.is_dir() and not p.is_symlink()]
+
+    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
+        argv = [self.bwrap_path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        argv += ["--tmpfs", "/tmp"]
+        if Path("/run").is_dir() and not Path("/run").is_symlink():
+            argv += ["--tmpfs", "/run"]
+        for hidden in self.hidden_paths:
+            argv += ["--tmpfs", str(hidden)]
+        # Mounted last so it shows through /tmp or a hidden home when the workspace lives there.
+        argv += ["--bind", str(self.workspace_root), str(self.workspace_root)]
+        argv += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        argv += ["--hostname", "sandbox", "--clearenv"]
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        argv += ["--chdir", str(cwd), "--", self.shell, "-c", command]
+        return argv
+
+    def _process_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        # bwrap itself gets nothing worth stealing; the command's variables go in via --setenv.
+        return {"PATH": BASE_ENV["PATH"]}
+
+
+class UnshareSandbox(_LocalSandbox):
+    """util-linux `unshare`: a private network and pid namespace, a scrubbed environment, rlimits.
+
+    Network: connects to 127.0.0.1 fail, but Unix sockets on the filesystem (e.g. PostgreSQL's in
+    /run/postgresql) remain reachable. Filesystem: NOT isolated; the command can write wherever the
+    bot's user can. Processes: a fresh /proc, so host processes (and their environments) are
+    invisible, and the whole namespace dies with the command.
+    """
+
+    name = "unshare"
+
+    def __init__(
+        self,
+        workspace_root: Path,
+        *,
+        limits: ResourceLimits | None = None,
+        output_limit: int = 64_000,
+        shell: str | None = None,
+        unshare_path: str | None = None,
+    ) -> None:
+        super().__init__(workspace_root, limits=limits, output_limit=output_limit, shell=shell)
+        self.unshare_path = unshare_path or shutil.which("unshare") or "unshare"
+
+    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
+        return [
+            self.unshare_path,
+            "--user",
+            "--map-root-user",
+            "--net",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount-proc",
+            "--",
+            self.shell,
+            "-c",
+            command,
+        ]
+
+
+class SubprocessSandbox(_LocalSandbox):
+    """The last resort: a plain child process with rlimits, a wall-clock kill, a scrubbed environment.
+
+    It provides: no inherited environment variables (the command sees BASE_ENV plus what the caller
+    passes); CPU, address-space, file-size, open-file and (for non-root users) process-count limits;
+    a wall-clock limit that kills the process group and every descendant.
+
+    It does NOT provide: network isolation (the command can reach anything the bot can), filesystem
+    isolation (it can write wherever the bot's user can), or process isolation (a same-user command
+    can read /proc/<bot pid>/environ, and a process that double-forks into a new session before the
+    deadline escapes the kill). Use it only when neither bubblewrap nor unshare works.
+    """
+
+    name = "subprocess"
+
+    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
+        return [self.shell, "-c", command]

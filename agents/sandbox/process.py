@@ -1,0 +1,184 @@
+"""Run one argv under resource limits and a wall-clock limit, and leave no process behind."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import resource
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from agents.sandbox.base import CommandResult
+from agents.sandbox.capture import BoundedOutput, pump
+
+# After the command ends or is killed, how long to wait for its pipes to close. A process that
+# escaped the kill (only possible in the weakest backend) could hold them open forever.
+_DRAIN_GRACE_S = 2.0
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Per-process rlimits applied to the sandbox's first process and inherited by its children.
+
+    RLIMIT_NPROC counts every process of the real user id, and the kernel does not enforce it for
+    root in the initial user namespace; it bounds fork bombs only when the bot runs as a normal user.
+    """
+
+    memory_mb: int = 2048
+    file_size_mb: int = 1024
+    nproc: int = 256
+    open_files: int = 1024
+
+    def preexec(self, cpu_seconds: int) -> Callable[[], None]:
+        limits = (
+            (resource.RLIMIT_AS, self.memory_mb * _MB),
+            (resource.RLIMIT_CPU, cpu_seconds),
+            (resource.RLIMIT_FSIZE, self.file_size_mb * _MB),
+            (resource.RLIMIT_NPROC, self.nproc),
+            (resource.RLIMIT_NOFILE, self.open_files),
+            (resource.RLIMIT_CORE, 0),
+        )
+
+        def apply() -> None:
+            for which, value in limits:
+                _soft, hard = resource.getrlimit(which)
+                capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
+                resource.setrlimit(which, (capped, capped))
+
+        return apply
+
+
+async def run_argv(
+    argv: Sequence[str],
+    *,
+    command: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout_s: float,
+    limits: ResourceLimits,
+    output_limit: int,
+) -> CommandResult:
+    """Run argv in its own session; on timeout or cancellation kill its whole process tree."""
+    stdout, stderr = BoundedOutput(output_limit), BoundedOutput(output_limit)
+    started = time.monotonic()
+    # CPU time is a backstop for the wall clock: even if the kill below failed, a spinning process
+    # would be stopped by the kernel shortly after its deadline.
+    cpu_seconds = max(1, math.ceil(timeout_s) + 1)
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env),
+        start_new_session=True,
+        preexec_fn=limits.preexec(cpu_seconds),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [
+        asyncio.create_task(pump(proc.stdout, stdout)),
+        asyncio.create_task(pump(proc.stderr, stderr)),
+    ]
+    timed_out = False
+    try:
+        await asyncio.wait_for(proc.wait(), timeout=timeout_s)
+    except TimeoutError:
+        timed_out = True
+    finally:
+        # Runs on normal exit too: background children left in the group are killed, and on
+        # cancellation the command does not outlive the agent that started it.
+        kill_process_tree(proc.pid)
+        await _drain(readers)
+        await proc.wait()
+    return CommandResult(
+        command=command,
+        exit_code=_exit_code(proc.returncode),
+        stdout=stdout.text(),
+        stderr=stderr.text(),
+        duration_s=time.monotonic() - started,
+        timed_out=timed_out,
+        truncated=stdout.truncated or stderr.truncated,
+    )
+
+
+async def _drain(readers: list[asyncio.Task[None]]) -> None:
+    _done, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _exit_code(returncode: int | None) -> int:
+    if returncode is None:
+        return -1
+    # Report death by signal the way a shell does (SIGKILL -> 137), which models already understand.
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def kill_process_tree(leader_pid: int) -> None:
+    """SIGKILL the leader's process group and every descendant still linked to it.
+
+    Descendants are frozen with SIGSTOP first and the tree re-read until it stops growing, so a
+    process cannot fork a child that escapes between the snapshot and the kill.
+    """
+    stopped: set[int] = set()
+    for _ in range(10):
+        fresh = _descendants(leader_pid) - stopped
+        if not fresh:
+            break
+        for pid in fresh:
+            _signal(pid, signal.SIGSTOP)
+        stopped |= fresh
+    try:
+        os.killpg(leader_pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid in stopped:
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _descendants(root_pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, ppid in _process_parents():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    frontier = [root_pid]
+    while frontier:
+        for child in children.get(frontier.pop(), []):
+            if child not in found:
+                found.add(child)
+                frontier.append(child)
+    return found
+
+
+def _process_parents() -> list[tuple[int, int]]:
+    pairs: list[tuple[int, int]] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return pairs
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                raw = stat.read()
+        except OSError:
+            continue
+        # The command name may contain spaces and parentheses; fields resume after the last ')'.
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            pairs.append((int(name), int(fields[1])))
+    return pairs

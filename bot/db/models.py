@@ -40,6 +40,7 @@ class DeliveryStatus(enum.StrEnum):
 
 
 class FeatureState(enum.StrEnum):
+    QUEUED = "queued"  # waiting for a free slot in its installation
     PLANNING = "planning"
     AWAITING_APPROVAL = "awaiting_approval"
     AWAITING_CLARIFICATION = "awaiting_clarification"
@@ -134,6 +135,11 @@ class Feature(Base):
     tokens: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     triggered_by: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The delivery that started the run: a re-run of the same job recognises its own feature.
+    trigger_delivery: Mapped[str | None] = mapped_column(String(128), default=None)
+    # Extra guidance from `/factory plan <text>` or `/factory revise <text>`.
+    guidance: Mapped[str | None] = mapped_column(Text, default=None)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -154,6 +160,7 @@ class Task(Base):
     kind: Mapped[str] = mapped_column(String(32))
     round: Mapped[int] = mapped_column(Integer, default=0)
     state: Mapped[str] = mapped_column(String(16), default=TaskState.QUEUED.value)
+    outcome: Mapped[str | None] = mapped_column(String(32), default=None)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     job_id: Mapped[str | None] = mapped_column(String(255), default=None)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -1,0 +1,463 @@
+"""What the bot does for each routed webhook: one method per job that ingress enqueues.
+
+Every reply is posted with a hidden marker derived from the delivery or comment it answers,
+so a job that runs twice (crash, redelivery) edits its reply instead of posting a second one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from agents.checks import parse_external_id
+from agents.commands import (
+    CommandError,
+    ParsedCommand,
+    format_reply,
+    help_text,
+    parse_commands,
+    stage_unavailable_message,
+)
+from agents.coordinator import Coordinator
+from agents.lifecycle import Decision, Stage, next_enabled, stage_for_check
+from agents.runtime import CONFIG_ERROR_MARKER, ConfigInvalid, Runtime
+from bot.db import Database, Feature, FeatureState, Installation, Repository, Task
+from bot.permissions import LABEL, PermissionChecker
+from bot.repo_config import explain
+
+log = logging.getLogger(__name__)
+
+Asker = Callable[[str, str], Awaitable[str]]  # (repository, question) -> markdown answer
+Learner = Callable[..., Awaitable[None]]
+
+
+def _marker(kind: str, key: object) -> str:
+    return f"<!-- agent-factory:{kind}:{key} -->"
+
+
+@dataclass
+class EventHandlers:
+    coordinator: Coordinator
+    runtime: Runtime
+    permissions: PermissionChecker
+    db: Database
+    ask: Asker | None = None
+    learn: Learner | None = None
+    refresh_knowledge: Callable[..., Awaitable[None]] | None = None
+
+    # ------------------------------------------------------------------ label
+
+    async def feature_start(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        issue_number: int,
+        sender: str,
+        sender_type: str,
+        delivery_id: str,
+        **_: Any,
+    ) -> str:
+        gh = await self.runtime.repo(installation_id, repo)
+        await gh.react_to_issue(issue_number, "eyes")
+        try:
+            config = await self.runtime.load_config(installation_id, gh)
+        except ConfigInvalid as exc:
+            await gh.upsert_marked_comment(issue_number, CONFIG_ERROR_MARKER, exc.comment())
+            return "config-invalid"
+        decision = await self.permissions.decide(repo, sender, sender_type, LABEL, config.config)
+        if not decision.allowed:
+            if decision.notify:
+                await gh.upsert_marked_comment(
+                    issue_number, _marker("refused", delivery_id), f"@{sender}: {decision.reason}"
+                )
+            return "refused"
+        return await self._start(
+            installation_id=installation_id,
+            repo=repo,
+            issue_number=issue_number,
+            sender=sender,
+            delivery_id=delivery_id,
+            gh=gh,
+            cause="label",
+        )
+
+    async def _start(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        issue_number: int,
+        sender: str,
+        delivery_id: str,
+        gh: Any,
+        cause: str,
+        guidance: str | None = None,
+    ) -> str:
+        feature, mine = await self.coordinator.start_feature(
+            installation_id=installation_id,
+            repository=repo,
+            issue_number=issue_number,
+            sender=sender,
+            delivery_id=delivery_id,
+            guidance=guidance,
+            cause=cause,
+        )
+        if not mine:
+            await gh.upsert_marked_comment(
+                issue_number,
+                _marker("already-running", delivery_id),
+                f"@{sender}: a run for this issue is already in progress "
+                f"(state: **{feature.state}**); see the status comment. "
+                "Comment `/factory cancel` to stop it first.",
+            )
+            return "already-running"
+        run = await self.runtime.open_repo(installation_id, repo)
+        await self.coordinator.begin(feature.id, run)
+        return f"feature {feature.id}"
+
+    # ------------------------------------------------------------------ ChatOps
+
+    async def command_received(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        issue_number: int,
+        comment_id: int,
+        body: str,
+        sender: str,
+        sender_type: str,
+        delivery_id: str,
+        comment_kind: str = "issue",
+        is_pull_request: bool = False,
+        **_: Any,
+    ) -> str:
+        commands = parse_commands(body)
+        if not commands:
+            return "no command"
+        gh = await self.runtime.repo(installation_id, repo)
+        react = gh.react_to_review_comment if comment_kind == "review" else gh.react_to_issue_comment
+        await react(comment_id, "eyes")
+        try:
+            config_result = await self.runtime.load_config(installation_id, gh)
+        except ConfigInvalid as exc:
+            await gh.upsert_marked_comment(issue_number, CONFIG_ERROR_MARKER, exc.comment())
+            await react(comment_id, "confused")
+            return "config-invalid"
+        config = config_result.config
+        available = {s.value for s in self.runtime.enabled(config)}
+        ok = True
+        for index, command in enumerate(commands):
+            marker = _marker("reply", f"{comment_id}:{index}")
+            if isinstance(command, CommandError):
+                ok = False
+                message = f"{command.message}\n\n{help_text(available_stages=available)}"
+                await gh.upsert_marked_comment(
+                    issue_number, marker, f"{marker}\n{format_reply(sender, command.raw_line, message)}"
+                )
+                continue
+            decision = await self.permissions.decide(repo, sender, sender_type, command.name, config)
+            if not decision.allowed:
+                if not decision.notify:
+                    return "bot"
+                ok = False
+                message = decision.reason
+            elif not command.spec.available(available):
+                ok = False
+                message = stage_unavailable_message(command)
+            else:
+                try:
+                    message = await self._run(
+                        command,
+                        installation_id=installation_id,
+                        repo=repo,
+                        number=issue_number,
+                        sender=sender,
+                        delivery_id=f"{delivery_id}:{index}",
+                        gh=gh,
+                        config_result=config_result,
+                        available=available,
+                    )
+                except Exception as exc:  # the user must hear about it; the log has the rest
+                    log.exception("command %s failed", command.name)
+                    ok = False
+                    message = f"that failed: {type(exc).__name__}: {exc}"
+            await gh.upsert_marked_comment(
+                issue_number, marker, f"{marker}\n{format_reply(sender, command.raw_line, message)}"
+            )
+        await react(comment_id, "rocket" if ok else "confused")
+        return "ok" if ok else "failed"
+
+    async def _feature_for(self, repo: str, number: int, *, active_only: bool) -> Feature | None:
+        async with self.db.session() as s:
+            query = select(Feature).where(
+                Feature.repository == repo,
+                or_(Feature.issue_number == number, Feature.pr_number == number),
+            )
+            if active_only:
+                query = query.where(Feature.active_key.is_not(None))
+            return await s.scalar(query.order_by(Feature.id.desc()).limit(1))
+
+    async def _run(
+        self,
+        command: ParsedCommand,
+        *,
+        installation_id: int,
+        repo: str,
+        number: int,
+        sender: str,
+        delivery_id: str,
+        gh: Any,
+        config_result: Any,
+        available: set[str],
+    ) -> str:
+        name, args = command.name, command.args.strip()
+        coordinator = self.coordinator
+        if name == "help":
+            return help_text(available_stages=available)
+        if name == "config":
+            return explain(config_result)
+        if name == "ask":
+            if self.ask is None:
+                return "I cannot answer questions here: the knowledge store is not enabled on this bot."
+            return await self.ask(repo, args)
+        active = await self._feature_for(repo, number, active_only=True)
+        latest = active or await self._feature_for(repo, number, active_only=False)
+        if name == "status":
+            if latest is None:
+                return "No run has started for this issue yet. Add the trigger label or comment `/factory plan`."
+            return (
+                f"Run {latest.id} is **{latest.state}** (round {latest.round + 1}); "
+                f"LLM cost so far ${latest.cost_usd:.2f}. The status comment has the details."
+            )
+        if name == "cancel":
+            if active is None:
+                return "There is no run in progress to cancel."
+            await coordinator.cancel(active.id, actor=sender, cause="/factory cancel")
+            return f"Run {active.id} is cancelled."
+        if name in ("plan", "implement", "approve"):
+            if active is not None:
+                state = FeatureState(active.state)
+                if name == "approve" or (name == "implement" and state is FeatureState.AWAITING_APPROVAL):
+                    if state is not FeatureState.AWAITING_APPROVAL:
+                        return f"There is no plan waiting for approval (the run is **{state}**)."
+                    run = await self.runtime.open_repo(installation_id, repo)
+                    nxt = next_enabled(Stage.PLAN, run.enabled)
+                    await coordinator.transition(
+                        active.id,
+                        expect=(FeatureState.AWAITING_APPROVAL, active.round, active.attempt),
+                        decision=Decision(nxt.state, nxt, active.round, f"approved by {sender}")
+                        if nxt
+                        else Decision(FeatureState.COMPLETED, None, active.round, "approved"),
+                        cause="/factory approve",
+                        actor=sender,
+                    )
+                    await coordinator.refresh_status(active.id, run)
+                    return "Plan approved; implementation starts now."
+                if name == "plan" and state in (
+                    FeatureState.AWAITING_APPROVAL,
+                    FeatureState.AWAITING_CLARIFICATION,
+                ):
+                    await coordinator.rerun(
+                        active.id, Stage.PLAN, actor=sender, cause="/factory plan", guidance=args or None
+                    )
+                    run = await self.runtime.open_repo(installation_id, repo)
+                    await coordinator.refresh_status(active.id, run)
+                    return "Re-planning" + (" with your guidance." if args else ".")
+                return (
+                    f"A run is already in progress (**{state}**). "
+                    "Comment `/factory cancel` first if you want to start over."
+                )
+            if name == "approve":
+                return "There is no plan waiting for approval."
+            result = await self._start(
+                installation_id=installation_id,
+                repo=repo,
+                issue_number=number,
+                sender=sender,
+                delivery_id=delivery_id,
+                gh=gh,
+                cause=f"/factory {name}",
+                guidance=args or None,
+            )
+            return "Started a run; the status comment follows its progress." if result.startswith("feature") else result
+        if name in ("retry", "revise", "review", "test", "deploy"):
+            if latest is None:
+                return "No run exists for this issue yet. Add the trigger label or comment `/factory plan`."
+            if name == "revise" and latest.pr_number is None:
+                return "There is no pull request to revise yet."
+            if name == "retry":
+                if latest.state not in (FeatureState.FAILED.value, FeatureState.CANCELLED.value):
+                    return f"The run is **{latest.state}**; only a failed or cancelled run can be retried."
+                stage = await self._failed_stage(latest.id)
+            else:
+                stage = {"revise": Stage.IMPLEMENT, "review": Stage.REVIEW, "test": Stage.TEST, "deploy": Stage.DEPLOY}[name]
+            started = await coordinator.rerun(
+                latest.id,
+                stage,
+                actor=sender,
+                cause=f"/factory {name}",
+                next_round=name == "revise",
+                guidance=args or None if name == "revise" else None,
+            )
+            if not started:
+                return "Another run is active on this issue; cancel it first."
+            run = await self.runtime.open_repo(installation_id, repo)
+            await coordinator.refresh_status(latest.id, run)
+            return f"{stage.title} runs again."
+        raise ValueError(f"no handler for command {name}")
+
+    async def _failed_stage(self, feature_id: int) -> Stage:
+        async with self.db.session() as s:
+            tasks = (await s.scalars(select(Task).where(Task.feature_id == feature_id).order_by(Task.id))).all()
+        for task in reversed(tasks):
+            if task.outcome in (None, "failed") or task.state in ("failed", "cancelled", "running"):
+                return Stage(task.kind)
+        return Stage.PLAN
+
+    # ------------------------------------------------------------------ pull requests & checks
+
+    async def review_submitted(
+        self, *, installation_id: int, repo: str, pr_number: int, state: str, body: str | None,
+        reviewer: str, **_: Any,
+    ) -> str:
+        """A person asked for changes on the bot's PR: back to implementation, bounded by rounds."""
+        if state.lower() != "changes_requested":
+            return "noted"
+        feature = await self._feature_for(repo, pr_number, active_only=False)
+        if feature is None:
+            return "not ours"
+        run = await self.runtime.open_repo(installation_id, repo)
+        max_rounds = int(getattr(run.config, "max_rounds", 3))
+        if feature.round + 1 >= max_rounds:
+            await self.coordinator.transition(
+                feature.id,
+                expect=None,
+                decision=Decision(
+                    FeatureState.FAILED, None, feature.round,
+                    f"review asked for changes again after {max_rounds} rounds",
+                ),
+                cause="pull_request_review.submitted",
+                actor=reviewer,
+            )
+            await self.coordinator.refresh_status(feature.id, run)
+            return "rounds exhausted"
+        await self.coordinator.rerun(
+            feature.id, Stage.IMPLEMENT, actor=reviewer, cause="review asked for changes",
+            next_round=True, guidance=f"Review by @{reviewer}:\n{body or ''}",
+        )
+        await self.coordinator.refresh_status(feature.id, run)
+        return "revising"
+
+    async def review_comment_created(self, **_: Any) -> str:
+        # Review threads are folded into the next revision through the review itself.
+        return "noted"
+
+    async def pr_closed(
+        self, *, installation_id: int, repo: str, pr_number: int, merged: bool, **_: Any
+    ) -> str:
+        feature = await self._feature_for(repo, pr_number, active_only=False)
+        if feature is None:
+            return "not ours"
+        if self.learn is not None:
+            await self.learn(installation_id=installation_id, repo=repo, pr_number=pr_number, merged=merged, feature_id=feature.id)
+        if feature.active_key is not None:
+            run = await self.runtime.open_repo(installation_id, repo)
+            decision = (
+                Decision(FeatureState.COMPLETED, None, feature.round, "pull request merged")
+                if merged
+                else Decision(FeatureState.CANCELLED, None, feature.round, "pull request closed without merging")
+            )
+            await self.coordinator.transition(feature.id, expect=None, decision=decision, cause="pull_request.closed")
+            await self.coordinator.refresh_status(feature.id, run)
+        return "merged" if merged else "closed"
+
+    async def pr_synchronized(
+        self, *, installation_id: int, repo: str, pr_number: int, head_sha: str, **_: Any
+    ) -> str:
+        feature = await self._feature_for(repo, pr_number, active_only=False)
+        if feature is None or feature.head_sha == head_sha:
+            return "no change"
+        async with self.db.session() as s:
+            row = await s.get(Feature, feature.id)
+            assert row is not None
+            row.head_sha = head_sha
+        run = await self.runtime.open_repo(installation_id, repo)
+        await self.coordinator.refresh_status(feature.id, run)
+        return "head updated"
+
+    async def check_rerequested(
+        self, *, installation_id: int, repo: str, name: str, external_id: str | None = None,
+        sender: str = "github", **_: Any,
+    ) -> str:
+        parsed = parse_external_id(external_id)
+        stage = parsed[1] if parsed else stage_for_check(name)
+        feature_id = parsed[0] if parsed else None
+        if stage is None or feature_id is None:
+            return "not ours"
+        run = await self.runtime.open_repo(installation_id, repo)
+        if stage not in run.enabled:
+            return "stage not enabled"
+        started = await self.coordinator.rerun(feature_id, stage, actor=sender, cause=f"check {name} re-requested")
+        await self.coordinator.refresh_status(feature_id, run)
+        return "rerun" if started else "busy"
+
+    async def check_suite_rerequested(
+        self, *, installation_id: int, repo: str, head_sha: str, **_: Any
+    ) -> str:
+        async with self.db.session() as s:
+            feature = await s.scalar(
+                select(Feature).where(Feature.repository == repo, Feature.head_sha == head_sha).order_by(Feature.id.desc())
+            )
+        if feature is None:
+            return "not ours"
+        stage = await self._failed_stage(feature.id)
+        run = await self.runtime.open_repo(installation_id, repo)
+        await self.coordinator.rerun(feature.id, stage, actor="github", cause="check suite re-requested")
+        await self.coordinator.refresh_status(feature.id, run)
+        return "rerun"
+
+    async def workflow_run_completed(self, **_: Any) -> str:
+        # Deployments are followed by the devops stage, which this bot does not have yet.
+        return "no deploy stage"
+
+    async def knowledge_refresh(self, **kwargs: Any) -> str:
+        if self.refresh_knowledge is None:
+            return "knowledge off"
+        await self.refresh_knowledge(**kwargs)
+        return "refreshed"
+
+    async def installation_changed(
+        self, *, installation_id: int, action: str, account: str | None = None,
+        repositories_added: list[dict[str, Any]] | None = None,
+        repositories_removed: list[dict[str, Any]] | None = None, **_: Any,
+    ) -> str:
+        """Remember installations and their repositories (ingress reads trigger labels from here)."""
+        from bot.db.models import utcnow
+
+        async with self.db.session() as s:
+            row = await s.get(Installation, installation_id)
+            if row is None:
+                row = Installation(id=installation_id, account_login=account or "")
+                s.add(row)
+            if action == "deleted":
+                row.removed_at = utcnow()
+            row.suspended = action == "suspend"
+            for repo in repositories_added or []:
+                existing = await s.get(Repository, repo["id"])
+                if existing is None:
+                    s.add(Repository(id=repo["id"], full_name=repo["full_name"], installation_id=installation_id))
+                else:
+                    existing.removed_at = None
+                    existing.installation_id = installation_id
+            for repo in repositories_removed or []:
+                existing = await s.get(Repository, repo["id"])
+                if existing is not None:
+                    existing.removed_at = utcnow()
+        return action
+

@@ -36,6 +36,7 @@ GATED_STAGES: frozenset[str] = frozenset({"review", "test", "deploy"})
 
 _COMMAND_LINE = re.compile(r"^ {0,3}/factory(?=\s|$)(?P<rest>.*)$", re.IGNORECASE)
 _OPENING_FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
+_WHITESPACE = re.compile(r"\s+")
 _ENVIRONMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -70,87 +71,89 @@ def _specs(*specs: CommandSpec) -> Mapping[str, CommandSpec]:
 
 
 COMMANDS: Mapping[str, CommandSpec] = _specs(
-    CommandSpec("help", "help", "Show this list of commands.", True, Args.NONE),
+    CommandSpec("help", "help", "Show this list of commands.", read_only=True, args=Args.NONE),
     CommandSpec(
         "status",
         "status",
         "Show the current stage, what has been spent so far and links to the work.",
-        True,
-        Args.NONE,
+        read_only=True,
+        args=Args.NONE,
     ),
     CommandSpec(
         "plan",
         "plan [extra guidance]",
         "Write the implementation plan again, taking the guidance into account.",
-        False,
-        Args.OPTIONAL,
+        read_only=False,
+        args=Args.OPTIONAL,
     ),
     CommandSpec(
         "approve",
         "approve",
         "Approve the current plan so implementation can start.",
-        False,
-        Args.NONE,
+        read_only=False,
+        args=Args.NONE,
     ),
     CommandSpec(
         "implement",
         "implement",
         "Implement the plan and open or update the pull request.",
-        False,
-        Args.NONE,
+        read_only=False,
+        args=Args.NONE,
     ),
     CommandSpec(
         "revise",
         "revise [guidance]",
         "Revise the pull request following the guidance and the open review comments.",
-        False,
-        Args.OPTIONAL,
+        read_only=False,
+        args=Args.OPTIONAL,
     ),
     CommandSpec(
         "review",
         "review",
         "Review the pull request and post the findings.",
-        False,
-        Args.NONE,
+        read_only=False,
+        args=Args.NONE,
         stage="review",
     ),
     CommandSpec(
         "test",
         "test",
         "Run the validation gates and write missing tests for the pull request.",
-        False,
-        Args.NONE,
+        read_only=False,
+        args=Args.NONE,
         stage="test",
     ),
     CommandSpec(
         "deploy",
         "deploy [environment]",
         "Run the deploy workflow for the environment (the configured default if omitted).",
-        False,
-        Args.OPTIONAL,
+        read_only=False,
+        args=Args.OPTIONAL,
         stage="deploy",
     ),
-    CommandSpec("retry", "retry", "Retry the last step that failed.", False, Args.NONE),
+    CommandSpec(
+        "retry", "retry", "Retry the last step that failed.", read_only=False, args=Args.NONE
+    ),
     CommandSpec(
         "cancel",
         "cancel",
         "Cancel the work in progress on this issue or pull request.",
-        False,
-        Args.NONE,
+        read_only=False,
+        args=Args.NONE,
     ),
     CommandSpec(
         "ask",
         "ask <question>",
         "Answer a question about the repository or the work in progress. Changes nothing.",
-        True,
-        Args.REQUIRED,
+        read_only=True,
+        args=Args.REQUIRED,
     ),
     CommandSpec(
         "config",
         "config",
         "Show the effective configuration and where each value comes from.",
-        True,
-        Args.NONE,
+        read_only=True,
+        args=Args.NONE,
     ),
 )
 
@@ -184,9 +187,12 @@ class CommandError:
     message: str
     line_no: int
 
-    def reply_text(
-        self, available_stages: Collection[str], *, read_only_open: bool = True
-    ) -> str:
+    @property
+    def raw_line(self) -> str:
+        """The offending line, named as on ParsedCommand so replies can quote either."""
+        return self.line
+
+    def reply_text(self, available_stages: Collection[str], *, read_only_open: bool = True) -> str:
         """The message followed by the help table, ready for `format_reply`."""
         help_table = help_text(available_stages, read_only_open=read_only_open)
         return f"{self.message}\n\n{help_table}"
@@ -195,7 +201,7 @@ class CommandError:
 def stage_unavailable_message(command: ParsedCommand) -> str:
     return (
         f"`{COMMAND_PREFIX} {command.name}` is not available in this repository yet: "
-        f"the {command.spec.stage} stage is not enabled. Nothing was done."
+        f"the {command.spec.stage or command.name} stage is not enabled. Nothing was done."
     )
 
 
@@ -232,10 +238,10 @@ def help_text(
             "",
             *rows,
             "",
-            f"Put each command at the start of its own line; arguments are the rest of that "
-            f"line. Several commands in one comment run in order. Lines in code blocks or "
-            f"quotes are ignored. The repository's `.github/factory.yml` may restrict who "
-            f"may use each command.",
+            "Put each command at the start of its own line; arguments are the rest of that "
+            "line. Several commands in one comment run in order. Lines in code blocks or "
+            "quotes are ignored. The repository's `.github/factory.yml` may restrict who "
+            "may use each command.",
         ]
     )
 
@@ -274,24 +280,18 @@ def is_factory_reply(body: str) -> bool:
 
 def _parse_line(match: re.Match[str], line_no: int) -> ParsedCommand | CommandError:
     line = match.string.strip()
-    name, _, args = match.group("rest").strip().partition(" ")
+    name, _, args = _WHITESPACE.sub(" ", match.group("rest").strip(), count=1).partition(" ")
     name = name.lower()
     args = args.strip()
     if not name:
         return CommandError(line, f"`{COMMAND_PREFIX}` needs a command.", line_no)
     spec = COMMANDS.get(name)
     if spec is None:
-        return CommandError(
-            line, f"I don't know the command `{_code_safe(name)}`.", line_no
-        )
+        return CommandError(line, f"I don't know the command `{_code_safe(name)}`.", line_no)
     if spec.args is Args.NONE and args:
-        return CommandError(
-            line, f"`{COMMAND_PREFIX} {name}` takes no arguments.", line_no
-        )
+        return CommandError(line, f"`{COMMAND_PREFIX} {name}` takes no arguments.", line_no)
     if spec.args is Args.REQUIRED and not args:
-        return CommandError(
-            line, f"`{COMMAND_PREFIX} {spec.usage}` needs an argument.", line_no
-        )
+        return CommandError(line, f"`{COMMAND_PREFIX} {spec.usage}` needs an argument.", line_no)
     if name == "deploy" and args and not _ENVIRONMENT.match(args):
         return CommandError(
             line,
@@ -337,11 +337,7 @@ def _command_lines(body: str) -> Iterator[tuple[int, re.Match[str]]]:
 def _closes_fence(line: str, fence: str) -> bool:
     stripped = line.strip()
     indent = len(line) - len(line.lstrip(" "))
-    return (
-        indent <= 3
-        and len(stripped) >= len(fence)
-        and set(stripped) == {fence[0]}
-    )
+    return indent <= 3 and len(stripped) >= len(fence) and set(stripped) == {fence[0]}
 
 
 def _opens_html_comment(line: str) -> bool:
@@ -355,7 +351,7 @@ def _neutralise(text: str) -> str:
     for index, match in _command_lines(text):
         line = match.string
         slash = line.index("/")
-        lines[index] = f"{line[:slash]}&#47;{line[slash + 1:]}"
+        lines[index] = f"{line[:slash]}&#47;{line[slash + 1 :]}"
     return "\n".join(lines)
 
 

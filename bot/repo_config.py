@@ -18,21 +18,28 @@ from __future__ import annotations
 
 import difflib
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from pydantic import ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from agents.commands import COMMANDS
 
 SOURCE_DEFAULT = "default"
 SOURCE_ORG = "org .github repo"
 SOURCE_REPO = ".github/factory.yml"
-CONFIG_ERROR_MARKER = "<!-- agent-factory:config-error -->"
 
 # Command groups usable under `permissions.restrict_to` besides the command names themselves.
 PERMISSION_GROUPS: frozenset[str] = frozenset({"read_only", "mutating", "label"})
@@ -222,8 +229,13 @@ class RepoConfig(_Section):
         return frozenset(enabled)
 
     def is_protected(self, path: str) -> bool:
-        """Whether the bot must leave `path` (relative to the repository root) alone."""
-        normalised = path.strip().lstrip("/")
+        """Whether the bot must leave `path` (relative to the repository root) alone.
+
+        A path that leaves the repository (`../x`) counts as protected.
+        """
+        normalised = posixpath.normpath(path.strip().replace("\\", "/").lstrip("/"))
+        if normalised == ".." or normalised.startswith("../"):
+            return True
         return any(_glob_regex(pattern).match(normalised) for pattern in self.protected_paths)
 
 
@@ -263,7 +275,6 @@ class ConfigError(Exception):
             rows.append(f"| {setting} | {_cell(problem.message)} | {value} | {where} |")
         return "\n".join(
             [
-                CONFIG_ERROR_MARKER,
                 "### Agent Factory configuration problem",
                 "",
                 f"The Agent Factory configuration could not be used "
@@ -460,9 +471,9 @@ def _schema_problem(
         message = str(error["ctx"]["error"])
     else:
         message = error["msg"]
-    line, column = _locate(texts.get(source, ""), parts, key=is_key_error or (
-        error["type"] == "extra_forbidden"
-    ))
+    line, column = _locate(
+        texts.get(source, ""), parts, key=is_key_error or (error["type"] == "extra_forbidden")
+    )
     return ConfigProblem(
         path=_dotted(parts),
         message=message,
@@ -549,9 +560,10 @@ def _locate(
                 if key_node.value == part:
                     found = key_node if (key and last) else value_node
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part < len(node.value):
-                found = node.value[part]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            found = node.value[part]
         if found is None:
             break
         node = found

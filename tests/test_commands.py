@@ -30,6 +30,12 @@ def test_command_and_prefix_are_case_insensitive_and_args_kept_as_written() -> N
     assert command.mutating and not command.read_only
 
 
+def test_any_whitespace_separates_command_and_arguments() -> None:
+    [command] = parse_commands("/factory\trevise\u00a0keep the public API")
+    assert isinstance(command, ParsedCommand)
+    assert (command.name, command.args) == ("revise", "keep the public API")
+
+
 def test_several_commands_run_in_order_of_appearance() -> None:
     body = "/factory status\nsome prose\n/factory revise tighten the tests\n/Factory review\n"
     parsed = parse_commands(body)
@@ -92,7 +98,7 @@ def test_tilde_fence_is_not_closed_by_backticks() -> None:
 def test_unknown_command_is_an_error_whose_reply_includes_help() -> None:
     [error] = parse_commands("/factory deplyo staging")
     assert isinstance(error, CommandError)
-    assert error.line == "/factory deplyo staging"
+    assert error.line == error.raw_line == "/factory deplyo staging"
     assert error.line_no == 1
     assert "deplyo" in error.message
     reply = error.reply_text({"review"})

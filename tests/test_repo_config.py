@@ -6,7 +6,6 @@ import pytest
 
 from agents.commands import COMMANDS, parse_commands
 from bot.repo_config import (
-    CONFIG_ERROR_MARKER,
     SOURCE_DEFAULT,
     SOURCE_ORG,
     SOURCE_REPO,
@@ -169,7 +168,7 @@ def test_alias_bomb_is_refused_quickly() -> None:
 def test_error_markdown_is_one_comment_listing_every_problem() -> None:
     error = problems_of("budgets:\n  max_usd: lots\nsurprise: 1\n")
     markdown = error.to_markdown(path=".github/factory.yml")
-    assert markdown.startswith(CONFIG_ERROR_MARKER)
+    assert markdown.startswith("### Agent Factory configuration problem")
     assert "nothing runs in this repository until it is fixed" in markdown
     assert "| `budgets.max_usd` |" in markdown and '`"lots"`' in markdown
     assert "| `surprise` |" in markdown
@@ -212,7 +211,9 @@ permissions:
     assert result.sources["permissions.restrict_to.deploy"] == SOURCE_ORG
 
     text = explain(result)
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| `")
+    }
     assert rows["`model`"].endswith(f"| {SOURCE_ORG} |")
     assert '`"claude-org"`' in rows["`model`"]
     assert rows["`budgets.max_turns`"].endswith(f"| `{SOURCE_REPO}` |")
@@ -246,6 +247,10 @@ def test_repo_null_overrides_org_value() -> None:
         ("src/app.py", False),
         ("/migrations/0001.py", True),
         ("migrations/old/0001.py", False),
+        ("src/../.github/workflows/ci.yml", True),
+        ("./secrets/a", True),
+        ("../outside.txt", True),
+        ("..hidden/file", False),
     ],
 )
 def test_protected_paths(path: str, protected: bool) -> None:

@@ -167,8 +167,10 @@ class Settings(BaseSettings):
 class SettingsError(Exception):
     """Settings could not be built; ``problems`` names each one and how to fix it."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], fields: list[str] | None = None) -> None:
         self.problems = problems
+        # The offending field names, so `factory doctor` can check everything else.
+        self.fields = fields or []
         super().__init__(
             "Agent Factory cannot start; fix these settings:\n" + "\n".join(f"  - {p}" for p in problems)
         )
@@ -189,4 +191,5 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = [f"{_env_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise SettingsError(problems) from None
+        fields = [str(err["loc"][0]) for err in exc.errors() if err["loc"]]
+        raise SettingsError(problems, fields) from None

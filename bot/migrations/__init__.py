@@ -1,0 +1,1 @@
+"""Alembic migration history of the state store (run with ``factory db upgrade``)."""

@@ -1,0 +1,95 @@
+"""The repository itself: metadata, files and trees at a ref, branches, user permissions."""
+
+from __future__ import annotations
+
+import base64
+
+from ._base import RepoScope, present
+from .errors import GitHubNotFound, GitHubValidationFailed, github_errors
+from .models import Branch, RepoFile, RepoInfo, RepoPermission, Tree, TreeEntry
+
+
+class RepositoryOps(RepoScope):
+    async def get_repository(self) -> RepoInfo:
+        with github_errors(f"read repository {self.full_name}"):
+            raw = (await self.gh.rest.repos.async_get(self.owner, self.repo)).parsed_data
+        return RepoInfo(
+            id=raw.id,
+            full_name=raw.full_name,
+            default_branch=raw.default_branch,
+            clone_url=raw.clone_url,
+            private=raw.private,
+            html_url=raw.html_url,
+        )
+
+    async def get_file(self, path: str, ref: str | None = None) -> RepoFile | None:
+        """A file's bytes at ``ref`` (default branch if None); None if there is no such file."""
+        kwargs = {"ref": ref} if ref else {}
+        try:
+            with github_errors(f"read {path} in {self.full_name}"):
+                response = await self.gh.rest.repos.async_get_content(
+                    self.owner, self.repo, path.lstrip("/"), **kwargs
+                )
+        except GitHubNotFound:
+            return None
+        raw = response.parsed_data
+        if isinstance(raw, list) or raw.type != "file":
+            return None  # a directory, symlink or submodule is not a file to read
+        content = present(raw.content) or ""
+        if raw.encoding == "base64" and (content or raw.size == 0):
+            return RepoFile(raw.path, raw.sha, ref, base64.b64decode(content))
+        # Over 1 MB the contents API leaves the content out; the blob API goes to 100 MB.
+        with github_errors(f"read blob {raw.sha} in {self.full_name}"):
+            response = await self.gh.rest.git.async_get_blob(self.owner, self.repo, raw.sha)
+        blob = response.parsed_data
+        if blob.encoding == "base64":
+            data = base64.b64decode(blob.content)
+        else:
+            data = blob.content.encode()
+        return RepoFile(raw.path, raw.sha, ref, data)
+
+    async def get_tree(self, ref: str, *, recursive: bool = True) -> Tree:
+        """Every entry under the root at ``ref`` (a branch, tag or commit/tree sha)."""
+        kwargs = {"recursive": "1"} if recursive else {}
+        with github_errors(f"read the tree of {self.full_name}@{ref}"):
+            response = await self.gh.rest.git.async_get_tree(self.owner, self.repo, ref, **kwargs)
+        raw = response.parsed_data
+        entries = tuple(TreeEntry(e.path, e.type, e.sha, e.mode, present(e.size)) for e in raw.tree)
+        return Tree(raw.sha, entries, raw.truncated)
+
+    async def get_branch(self, name: str) -> Branch | None:
+        try:
+            with github_errors(f"read branch {name} of {self.full_name}"):
+                response = await self.gh.rest.git.async_get_ref(
+                    self.owner, self.repo, f"heads/{name}"
+                )
+        except GitHubNotFound:
+            return None
+        return Branch(name, response.parsed_data.object_.sha)
+
+    async def create_branch(self, name: str, sha: str) -> Branch:
+        """Creates ``name`` at ``sha``; if it already exists, returns it as it is."""
+        try:
+            with github_errors(f"create branch {name} in {self.full_name}"):
+                response = await self.gh.rest.git.async_create_ref(
+                    self.owner, self.repo, ref=f"refs/heads/{name}", sha=sha
+                )
+        except GitHubValidationFailed:
+            # "Reference already exists": an earlier attempt made it.
+            existing = await self.get_branch(name)
+            if existing is None:
+                raise
+            return existing
+        return Branch(name, response.parsed_data.object_.sha)
+
+    async def get_permission(self, username: str) -> RepoPermission:
+        """What ``username`` may do here; ``none`` for strangers and unknown users."""
+        try:
+            with github_errors(f"read {username}'s permission on {self.full_name}"):
+                response = await self.gh.rest.repos.async_get_collaborator_permission_level(
+                    self.owner, self.repo, username
+                )
+        except GitHubNotFound:
+            return RepoPermission(username, "none", "none")
+        raw = response.parsed_data
+        return RepoPermission(username, raw.permission, raw.role_name)

@@ -1,4 +1,4 @@
-"""What every sandbox backend promises: the result type, the protocol, the environment it starts from."""
+"""What every sandbox backend promises: the result type, the protocol, the starting environment."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 # The only variables a sandboxed command sees besides those the caller passes explicitly.
-# Nothing is inherited from os.environ: the bot's secrets (webhook secret, API keys, app key) live there.
+# Nothing is inherited from os.environ: the bot's secrets (webhook secret, API keys) live there.
 BASE_ENV: Mapping[str, str] = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/tmp",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -127,7 +128,5 @@ class DockerSandbox:
 
     @staticmethod
     def _dispose(container: Container) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             container.remove(force=True)
-        except NotFound:
-            pass

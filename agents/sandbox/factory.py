@@ -68,9 +68,7 @@ def make_sandbox(
     return sandbox
 
 
-def _docker_client(
-    image: str, factory: Callable[[], DockerClient] | None
-) -> DockerClient:
+def _docker_client(image: str, factory: Callable[[], DockerClient] | None) -> DockerClient:
     # Imported here so hosts that never use Docker don't pay for the SDK's import.
     import docker
     from docker.errors import DockerException, ImageNotFound
@@ -105,6 +103,8 @@ def _strongest_local(
     for candidate in candidates:
         if candidate.probe():
             return candidate
-        logger.warning("sandbox backend %s failed its self-test; trying a weaker one", candidate.name)
+        logger.warning(
+            "sandbox backend %s failed its self-test; trying a weaker one", candidate.name
+        )
     logger.warning("sandbox: no namespace isolation available; commands can reach the network")
     return SubprocessSandbox(workspace_root, limits=limits, output_limit=output_limit)

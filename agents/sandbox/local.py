@@ -13,6 +13,33 @@ from agents.sandbox.process import ResourceLimits, run_argv
 
 _PROBE_TIMEOUT_S = 10.0
 
+# Credential stores under the bot user's home. The rest of home stays visible (read-only) because
+# toolchains often live there (pyenv, rustup, nvm) and the coder's test commands need them.
+CREDENTIALS_IN_HOME: tuple[str, ...] = (
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config",
+    ".docker",
+    ".kube",
+    ".netrc",
+    ".git-credentials",
+    ".pypirc",
+    ".npmrc",
+    ".yarnrc",
+    ".gem/credentials",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".terraform.d",
+    ".vault-token",
+)
+
+
+def default_hidden_paths() -> list[Path]:
+    home = Path.home()
+    return [home / name for name in CREDENTIALS_IN_HOME]
+
 
 def _default_shell() -> str:
     # Models write bash; fall back to POSIX sh where bash is not installed.
@@ -58,7 +85,7 @@ class _LocalSandbox(ABC):
         )
 
     def probe(self) -> bool:
-        """True when this backend can run a trivial command here (the self-test make_sandbox uses)."""
+        """True when this backend can run a trivial command here: make_sandbox's self-test."""
         argv = self._argv("true", self.workspace_root, dict(BASE_ENV))
         try:
             completed = subprocess.run(
@@ -88,8 +115,10 @@ class BubblewrapSandbox(_LocalSandbox):
     fail and the command cannot see or signal host processes; it has no capabilities and a cleared
     environment. /tmp and /run are empty tmpfs: /run holds Unix sockets (PostgreSQL, Docker,
     MySQL) that a read-only bind would still let a process connect to, bypassing the network
-    namespace. `hidden_paths` (by default the bot user's home directory) are covered the same way.
-    Unix sockets elsewhere on the host filesystem stay reachable: hide their directories too.
+    namespace. `hidden_paths` (by default the credential stores in the bot user's home, see
+    CREDENTIALS_IN_HOME) are covered too: directories by an empty tmpfs, files by /dev/null.
+    Everything else on the host is readable; Unix sockets elsewhere on the host filesystem stay
+    reachable, so hide their directories (and any secrets file the bot reads) via hidden_paths.
     """
 
     name = "bwrap"
@@ -106,17 +135,22 @@ class BubblewrapSandbox(_LocalSandbox):
     ) -> None:
         super().__init__(workspace_root, limits=limits, output_limit=output_limit, shell=shell)
         self.bwrap_path = bwrap_path or shutil.which("bwrap") or "bwrap"
-        hidden = [Path.home()] if hidden_paths is None else list(hidden_paths)
-        self.hidden_paths = [p for p in hidden if p.is_dir() and not p.is_symlink()]
+        self.hidden_paths = list(default_hidden_paths() if hidden_paths is None else hidden_paths)
 
     def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
         argv = [self.bwrap_path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         argv += ["--tmpfs", "/tmp"]
         if Path("/run").is_dir() and not Path("/run").is_symlink():
             argv += ["--tmpfs", "/run"]
-        for hidden in self.hidden_paths:
-            argv += ["--tmpfs", str(hidden)]
-        # Mounted last so it shows through /tmp or a hidden home when the workspace lives there.
+        # Checked per command, so a credential file created after start-up is hidden too; resolved,
+        # so a symlinked store is hidden where its contents really live.
+        present = dict.fromkeys(p.resolve() for p in self.hidden_paths if p.exists())
+        for hidden in present:
+            if hidden.is_dir():
+                argv += ["--tmpfs", str(hidden)]
+            else:
+                argv += ["--ro-bind", "/dev/null", str(hidden)]
+        # Mounted last so it shows through /tmp or a hidden directory when the workspace is inside.
         argv += ["--bind", str(self.workspace_root), str(self.workspace_root)]
         argv += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
         argv += ["--hostname", "sandbox", "--clearenv"]
@@ -171,7 +205,7 @@ class UnshareSandbox(_LocalSandbox):
 
 
 class SubprocessSandbox(_LocalSandbox):
-    """The last resort: a plain child process with rlimits, a wall-clock kill, a scrubbed environment.
+    """Last resort: a plain child process with rlimits, a wall-clock kill, a scrubbed environment.
 
     It provides: no inherited environment variables (the command sees BASE_ENV plus what the caller
     passes); CPU, address-space, file-size, open-file and (for non-root users) process-count limits;

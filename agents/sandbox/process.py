@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import resource
@@ -26,7 +27,7 @@ class ResourceLimits:
     """Per-process rlimits applied to the sandbox's first process and inherited by its children.
 
     RLIMIT_NPROC counts every process of the real user id, and the kernel does not enforce it for
-    root in the initial user namespace; it bounds fork bombs only when the bot runs as a normal user.
+    root in the initial user namespace: it bounds fork bombs only when the bot is a normal user.
     """
 
     memory_mb: int = 2048
@@ -86,15 +87,17 @@ async def run_argv(
     ]
     timed_out = False
     try:
-        await asyncio.wait_for(proc.wait(), timeout=timeout_s)
+        await asyncio.wait_for(_leader_exit(proc), timeout=timeout_s)
     except TimeoutError:
         timed_out = True
     finally:
         # Runs on normal exit too: background children left in the group are killed, and on
         # cancellation the command does not outlive the agent that started it.
         kill_process_tree(proc.pid)
-        await _drain(readers)
-        await proc.wait()
+        if await _drain(readers):
+            await proc.wait()
+        else:
+            await asyncio.wait_for(_leader_exit(proc), timeout=_DRAIN_GRACE_S)
     return CommandResult(
         command=command,
         exit_code=_exit_code(proc.returncode),
@@ -106,11 +109,50 @@ async def run_argv(
     )
 
 
-async def _drain(readers: list[asyncio.Task[None]]) -> None:
+async def _leader_exit(proc: asyncio.subprocess.Process) -> None:
+    """Wait until the first process exits, whoever still holds its pipes.
+
+    Process.wait() also waits for stdout and stderr to close, which a background child inherits:
+    `server & echo started` would then block until the deadline. A pidfd becomes readable the
+    moment the process itself exits.
+    """
+    if proc.returncode is None:
+        try:
+            pidfd: int | None = os.pidfd_open(proc.pid)
+        except ProcessLookupError:
+            pidfd = None  # Already reaped by the event loop's child watcher.
+        if pidfd is not None:
+            try:
+                await _readable(pidfd)
+            finally:
+                os.close(pidfd)
+    # Exited, but the child watcher's callback may still be on its way to set returncode.
+    while proc.returncode is None:
+        await asyncio.sleep(0.005)
+
+
+async def _readable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def on_ready() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, on_ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
+async def _drain(readers: list[asyncio.Task[None]]) -> bool:
+    """Let the readers finish; True when both pipes reached end of file within the grace period."""
     _done, pending = await asyncio.wait(readers, timeout=_DRAIN_GRACE_S)
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
+    return not pending
 
 
 def _exit_code(returncode: int | None) -> int:
@@ -134,19 +176,15 @@ def kill_process_tree(leader_pid: int) -> None:
         for pid in fresh:
             _signal(pid, signal.SIGSTOP)
         stopped |= fresh
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(leader_pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     for pid in stopped:
         _signal(pid, signal.SIGKILL)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _descendants(root_pid: int) -> set[int]:

@@ -259,8 +259,10 @@ async def test_exit_code_and_streams_are_reported_separately(
 
 
 @pytest.mark.parametrize("backend", [BubblewrapSandbox, SubprocessSandbox])
-async def test_long_output_keeps_head_and_tail(backend: type[Sandbox], workspace: Path) -> None:
-    sandbox = backend(workspace, output_limit=1_000)  # type: ignore[call-arg]
+async def test_long_output_keeps_head_and_tail(
+    backend: type[BubblewrapSandbox | SubprocessSandbox], workspace: Path
+) -> None:
+    sandbox = backend(workspace, output_limit=1_000)
     result = await sandbox.run(
         "echo START; head -c 200000 /dev/zero | tr '\\0' x; echo; echo END", cwd=workspace
     )
@@ -272,9 +274,9 @@ async def test_long_output_keeps_head_and_tail(backend: type[Sandbox], workspace
 
 @pytest.mark.parametrize("backend", [BubblewrapSandbox, SubprocessSandbox])
 async def test_memory_limit_stops_a_large_allocation(
-    backend: type[Sandbox], workspace: Path
+    backend: type[BubblewrapSandbox | SubprocessSandbox], workspace: Path
 ) -> None:
-    sandbox = backend(workspace, limits=ResourceLimits(memory_mb=256))  # type: ignore[call-arg]
+    sandbox = backend(workspace, limits=ResourceLimits(memory_mb=256))
     result = await sandbox.run(
         f"{sys.executable} -c 'bytearray(1024 * 1024 * 1024); print(\"ALLOCATED\")'",
         cwd=workspace,

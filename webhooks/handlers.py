@@ -1,0 +1,412 @@
+"""Every route the bot answers, and the jobs each one asks for.
+
+The job function names and keyword arguments are the coordinator's arq functions: keep them
+in step. Every keyword value is plain JSON-able data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agents.commands import parse_commands
+from webhooks.context import EventContext, RouteEnv
+from webhooks.jobs import JobSpec
+from webhooks.payloads import (
+    CheckRunChanged,
+    CheckSuiteChanged,
+    Envelope,
+    InstallationChanged,
+    InstallationRepositoriesChanged,
+    IssueCommented,
+    IssueLabeled,
+    PullRequestChanged,
+    PullRequestRef,
+    Pushed,
+    RepositorySummary,
+    ReviewCommented,
+    ReviewSubmitted,
+    WorkflowRunChanged,
+)
+from webhooks.router import Ignore, Router, RouteResult, on
+
+BOT_BRANCH_PREFIX = "factory/"
+BOT_CHECK_PREFIX = "Agent Factory"
+
+
+def has_command(body: str | None) -> bool:
+    """Whether a comment holds a ``/factory`` line; the worker parses it in full.
+
+    Uses the worker's own parser so that ingress and worker can never disagree on what a
+    command line is (fenced code, quotes and HTML comments excluded).
+    """
+    return bool(body) and bool(parse_commands(body or ""))
+
+
+def is_bot_pull_request(pull_request: PullRequestRef, env: RouteEnv) -> bool:
+    author = pull_request.user.login if pull_request.user is not None else None
+    return author == env.bot_login or pull_request.head.ref.startswith(BOT_BRANCH_PREFIX)
+
+
+def _installation(ctx: EventContext[Envelope]) -> int:
+    # The router only calls handlers that need an installation when there is one.
+    installation_id = ctx.installation_id
+    if installation_id is None:
+        raise ValueError(f"{ctx.key} without an installation reached a handler")
+    return installation_id
+
+
+def _repo(ctx: EventContext[Envelope]) -> str:
+    repository = ctx.repository
+    if repository is None:
+        raise ValueError(f"{ctx.key} without a repository reached a handler")
+    return repository
+
+
+@on("ping", payload=Envelope, needs_installation=False)
+async def ping(ctx: EventContext[Envelope], env: RouteEnv) -> RouteResult:
+    return Ignore("ping: hook configured")
+
+
+@on("issues.labeled", payload=IssueLabeled)
+async def start_feature(ctx: EventContext[IssueLabeled], env: RouteEnv) -> RouteResult:
+    label = ctx.payload.label
+    if label is None:
+        return Ignore("issues.labeled without a label")
+    repo = _repo(ctx)
+    trigger = await env.trigger_label(repo)
+    # GitHub label names are unique per repository regardless of case.
+    if label.name.casefold() != trigger.casefold():
+        return Ignore(f"label {label.name!r} is not the trigger label {trigger!r}")
+    return [
+        JobSpec(
+            "feature_start",
+            {
+                "installation_id": _installation(ctx),
+                "repo": repo,
+                "issue_number": ctx.payload.issue.number,
+                "sender": ctx.sender_login,
+                "sender_type": ctx.sender_type,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("issue_comment.created", payload=IssueCommented)
+async def issue_command(ctx: EventContext[IssueCommented], env: RouteEnv) -> RouteResult:
+    comment = ctx.payload.comment
+    if not has_command(comment.body):
+        return Ignore("comment has no /factory command")
+    return [
+        JobSpec(
+            "command_received",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "issue_number": ctx.payload.issue.number,
+                "is_pull_request": ctx.payload.issue.pull_request is not None,
+                "comment_id": comment.id,
+                "comment_kind": "issue",
+                "body": comment.body,
+                "sender": ctx.sender_login,
+                "sender_type": ctx.sender_type,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("issue_comment.edited", payload=Envelope, needs_installation=False)
+async def edited_comment(ctx: EventContext[Envelope], env: RouteEnv) -> RouteResult:
+    return Ignore("edited comments are not re-run; post a new comment to run a command again")
+
+
+@on("pull_request_review_comment.created", payload=ReviewCommented)
+async def review_comment(ctx: EventContext[ReviewCommented], env: RouteEnv) -> RouteResult:
+    comment = ctx.payload.comment
+    pull_request = ctx.payload.pull_request
+    if has_command(comment.body):
+        return [
+            JobSpec(
+                "command_received",
+                {
+                    "installation_id": _installation(ctx),
+                    "repo": _repo(ctx),
+                    "issue_number": pull_request.number,
+                    "is_pull_request": True,
+                    "comment_id": comment.id,
+                    "comment_kind": "review",
+                    "body": comment.body,
+                    "sender": ctx.sender_login,
+                    "sender_type": ctx.sender_type,
+                    "delivery_id": ctx.delivery_id,
+                },
+            )
+        ]
+    if not is_bot_pull_request(pull_request, env):
+        return Ignore("review comment on a pull request the bot did not open")
+    return [
+        JobSpec(
+            "review_comment_created",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "pr_number": pull_request.number,
+                "comment_id": comment.id,
+                "in_reply_to_id": comment.in_reply_to_id,
+                "body": comment.body,
+                "path": comment.path,
+                "line": comment.line,
+                "author": comment.user.login if comment.user is not None else ctx.sender_login,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("pull_request_review.submitted", payload=ReviewSubmitted)
+async def review_submitted(ctx: EventContext[ReviewSubmitted], env: RouteEnv) -> RouteResult:
+    pull_request = ctx.payload.pull_request
+    if not is_bot_pull_request(pull_request, env):
+        return Ignore("review on a pull request the bot did not open")
+    review = ctx.payload.review
+    return [
+        JobSpec(
+            "review_submitted",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "pr_number": pull_request.number,
+                "review_id": review.id,
+                "state": review.state,
+                "body": review.body,
+                "reviewer": review.user.login if review.user is not None else ctx.sender_login,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("pull_request.closed", payload=PullRequestChanged)
+async def pr_closed(ctx: EventContext[PullRequestChanged], env: RouteEnv) -> RouteResult:
+    pull_request = ctx.payload.pull_request
+    if not is_bot_pull_request(pull_request, env):
+        return Ignore("closed pull request was not opened by the bot")
+    return [
+        JobSpec(
+            "pr_closed",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "pr_number": pull_request.number,
+                "merged": bool(pull_request.merged),
+                "head_ref": pull_request.head.ref,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("pull_request.synchronize", payload=PullRequestChanged)
+async def pr_synchronized(ctx: EventContext[PullRequestChanged], env: RouteEnv) -> RouteResult:
+    pull_request = ctx.payload.pull_request
+    if not is_bot_pull_request(pull_request, env):
+        return Ignore("pushed pull request was not opened by the bot")
+    return [
+        JobSpec(
+            "pr_synchronized",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "pr_number": pull_request.number,
+                "head_sha": pull_request.head.sha,
+                "sender": ctx.sender_login,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("check_run.rerequested", "check_run.requested_action", payload=CheckRunChanged)
+async def check_rerequested(ctx: EventContext[CheckRunChanged], env: RouteEnv) -> RouteResult:
+    check_run = ctx.payload.check_run
+    ours = (
+        check_run.app is not None and env.app_id is not None and check_run.app.id == env.app_id
+    ) or check_run.name.startswith(BOT_CHECK_PREFIX)
+    if not ours:
+        return Ignore(f"check run {check_run.name!r} belongs to another app")
+    requested = ctx.payload.requested_action
+    return [
+        JobSpec(
+            "check_rerequested",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "check_run_id": check_run.id,
+                "name": check_run.name,
+                "head_sha": check_run.head_sha,
+                "external_id": check_run.external_id,
+                "action_identifier": requested.identifier if requested is not None else None,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("check_suite.rerequested", payload=CheckSuiteChanged)
+async def check_suite_rerequested(
+    ctx: EventContext[CheckSuiteChanged], env: RouteEnv
+) -> RouteResult:
+    suite = ctx.payload.check_suite
+    if suite.app is None or env.app_id is None or suite.app.id != env.app_id:
+        return Ignore("check suite belongs to another app")
+    return [
+        JobSpec(
+            "check_suite_rerequested",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "head_sha": suite.head_sha,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+# The bot dispatches workflows and pushes the commits that CI runs on, so the run's sender
+# is often the bot itself; its result is what the bot waits for, not an echo to ignore.
+@on("workflow_run.completed", payload=WorkflowRunChanged, accepts_own_bot=True)
+async def workflow_run_completed(
+    ctx: EventContext[WorkflowRunChanged], env: RouteEnv
+) -> RouteResult:
+    run = ctx.payload.workflow_run
+    return [
+        JobSpec(
+            "workflow_run_completed",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "run_id": run.id,
+                "workflow_id": run.workflow_id,
+                "name": run.name,
+                "path": run.path,
+                "head_branch": run.head_branch,
+                "head_sha": run.head_sha,
+                "conclusion": run.conclusion,
+                "event": run.event,
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on("push", payload=Pushed)
+async def knowledge_refresh(ctx: EventContext[Pushed], env: RouteEnv) -> RouteResult:
+    push = ctx.payload
+    default_branch = push.repository.default_branch
+    if default_branch is None or push.ref != f"refs/heads/{default_branch}":
+        return Ignore(f"push to {push.ref}, not the default branch {default_branch!r}")
+    return [
+        JobSpec(
+            "knowledge_refresh",
+            {
+                "installation_id": _installation(ctx),
+                "repo": _repo(ctx),
+                "before": push.before,
+                "after": push.after,
+                "added": _union(commit.added for commit in push.commits),
+                "modified": _union(commit.modified for commit in push.commits),
+                "removed": _union(commit.removed for commit in push.commits),
+                "delivery_id": ctx.delivery_id,
+            },
+        )
+    ]
+
+
+@on(
+    "installation.created",
+    "installation.deleted",
+    "installation.suspend",
+    "installation.unsuspend",
+    "installation.new_permissions_accepted",
+    payload=InstallationChanged,
+)
+async def installation_changed(
+    ctx: EventContext[InstallationChanged], env: RouteEnv
+) -> RouteResult:
+    repositories = _summaries(ctx.payload.repositories or [])
+    return [
+        _installation_job(
+            ctx,
+            added=repositories if ctx.action == "created" else [],
+            removed=repositories if ctx.action == "deleted" else [],
+        )
+    ]
+
+
+@on(
+    "installation_repositories.added",
+    "installation_repositories.removed",
+    payload=InstallationRepositoriesChanged,
+)
+async def installation_repositories_changed(
+    ctx: EventContext[InstallationRepositoriesChanged], env: RouteEnv
+) -> RouteResult:
+    return [
+        _installation_job(
+            ctx,
+            added=_summaries(ctx.payload.repositories_added),
+            removed=_summaries(ctx.payload.repositories_removed),
+        )
+    ]
+
+
+def _installation_job(
+    ctx: EventContext[InstallationChanged] | EventContext[InstallationRepositoriesChanged],
+    *,
+    added: list[dict[str, object]],
+    removed: list[dict[str, object]],
+) -> JobSpec:
+    account = ctx.payload.installation.account
+    return JobSpec(
+        "installation_changed",
+        {
+            "installation_id": ctx.payload.installation.id,
+            "action": ctx.action,
+            "account": account.login if account is not None else None,
+            "repositories_added": added,
+            "repositories_removed": removed,
+            "delivery_id": ctx.delivery_id,
+        },
+    )
+
+
+def _summaries(repositories: Iterable[RepositorySummary]) -> list[dict[str, object]]:
+    return [{"id": repo.id, "full_name": repo.full_name} for repo in repositories]
+
+
+def _union(lists: Iterable[list[str]]) -> list[str]:
+    """Paths in first-seen order, each once."""
+    return list(dict.fromkeys(path for paths in lists for path in paths))
+
+
+ROUTES = (
+    ping,
+    start_feature,
+    issue_command,
+    edited_comment,
+    review_comment,
+    review_submitted,
+    pr_closed,
+    pr_synchronized,
+    check_rerequested,
+    check_suite_rerequested,
+    workflow_run_completed,
+    knowledge_refresh,
+    installation_changed,
+    installation_repositories_changed,
+)
+
+
+def build_router() -> Router:
+    return Router(ROUTES)

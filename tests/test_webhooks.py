@@ -181,6 +181,7 @@ async def harness_factory(
             await extra.aclose()
         await harness.client.aclose()
         keys = [harness.queue.encode()]
+        keys += [b"arq:job:" + job_id for job_id in await harness.arq.zrange(harness.queue, 0, -1)]
         async for key in harness.arq.scan_iter(match=f"arq:*{harness.token}*"):
             keys.append(key)
         await harness.arq.delete(*keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -34,11 +35,20 @@ def head_revision() -> str:
 
 
 async def upgrade(url: str, revision: str = "head") -> str | None:
-    """Migrate the database at ``url`` to ``revision``; returns the revision it is now at."""
+    """Migrate the database at ``url`` up to ``revision``; returns the revision it is now at."""
+    return await _migrate(url, command.upgrade, revision)
+
+
+async def downgrade(url: str, revision: str) -> str | None:
+    """Migrate the database at ``url`` down to ``revision`` ("base": no tables)."""
+    return await _migrate(url, command.downgrade, revision)
+
+
+async def _migrate(url: str, step: Callable[[Config, str], None], revision: str) -> str | None:
     db = Database(url)
     try:
         async with db.engine.begin() as connection:
-            await connection.run_sync(_upgrade_sync, revision)
+            await connection.run_sync(_run_step, step, revision)
         return await _current(db.engine)
     finally:
         await db.dispose()
@@ -53,10 +63,12 @@ async def current_revision(url: str) -> str | None:
         await db.dispose()
 
 
-def _upgrade_sync(connection: Connection, revision: str) -> None:
+def _run_step(
+    connection: Connection, step: Callable[[Config, str], None], revision: str
+) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, revision)
+    step(config, revision)
 
 
 async def _current(engine: AsyncEngine) -> str | None:

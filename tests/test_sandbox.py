@@ -272,11 +272,23 @@ async def test_long_output_keeps_head_and_tail(
     assert len(result.stdout) < 1_100
 
 
-@pytest.mark.parametrize("backend", [BubblewrapSandbox, SubprocessSandbox])
+@pytest.mark.parametrize(
+    ("backend", "use_prlimit"),
+    [
+        pytest.param(BubblewrapSandbox, True, id="bwrap-prlimit"),
+        pytest.param(SubprocessSandbox, True, id="subprocess-prlimit"),
+        pytest.param(SubprocessSandbox, False, id="subprocess-preexec"),
+    ],
+)
 async def test_memory_limit_stops_a_large_allocation(
-    backend: type[BubblewrapSandbox | SubprocessSandbox], workspace: Path
+    backend: type[BubblewrapSandbox | SubprocessSandbox], use_prlimit: bool, workspace: Path
 ) -> None:
-    sandbox = backend(workspace, limits=ResourceLimits(memory_mb=256))
+    limits = ResourceLimits(memory_mb=256)
+    if not use_prlimit:
+        limits = ResourceLimits(memory_mb=256, prlimit_path=None)
+    elif limits.prlimit_path is None:
+        pytest.skip("prlimit is not installed")
+    sandbox = backend(workspace, limits=limits)
     result = await sandbox.run(
         f"{sys.executable} -c 'bytearray(1024 * 1024 * 1024); print(\"ALLOCATED\")'",
         cwd=workspace,

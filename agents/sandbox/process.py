@@ -7,10 +7,11 @@ import contextlib
 import math
 import os
 import resource
+import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agents.sandbox.base import CommandResult
@@ -20,6 +21,16 @@ from agents.sandbox.capture import BoundedOutput, pump
 # escaped the kill (only possible in the weakest backend) could hold them open forever.
 _DRAIN_GRACE_S = 2.0
 _MB = 1024 * 1024
+_PRLIMIT_OPTIONS = {
+    resource.RLIMIT_AS: "as",
+    resource.RLIMIT_CPU: "cpu",
+    resource.RLIMIT_FSIZE: "fsize",
+    resource.RLIMIT_NPROC: "nproc",
+    resource.RLIMIT_NOFILE: "nofile",
+    resource.RLIMIT_CORE: "core",
+}
+
+PreExec = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -34,24 +45,38 @@ class ResourceLimits:
     file_size_mb: int = 1024
     nproc: int = 256
     open_files: int = 1024
+    # util-linux `prlimit` sets the limits and execs the command, so the bot needs no preexec_fn,
+    # which can deadlock a child forked from a process with threads (the worker has several).
+    prlimit_path: str | None = field(default_factory=lambda: shutil.which("prlimit"))
 
-    def preexec(self, cpu_seconds: int) -> Callable[[], None]:
-        limits = (
-            (resource.RLIMIT_AS, self.memory_mb * _MB),
-            (resource.RLIMIT_CPU, cpu_seconds),
-            (resource.RLIMIT_FSIZE, self.file_size_mb * _MB),
-            (resource.RLIMIT_NPROC, self.nproc),
-            (resource.RLIMIT_NOFILE, self.open_files),
-            (resource.RLIMIT_CORE, 0),
-        )
+    def values(self, cpu_seconds: int) -> dict[int, int]:
+        """The limits for one command, capped at the hard limits this process already has."""
+        wanted = {
+            resource.RLIMIT_AS: self.memory_mb * _MB,
+            resource.RLIMIT_CPU: cpu_seconds,
+            resource.RLIMIT_FSIZE: self.file_size_mb * _MB,
+            resource.RLIMIT_NPROC: self.nproc,
+            resource.RLIMIT_NOFILE: self.open_files,
+            resource.RLIMIT_CORE: 0,
+        }
+        capped = {}
+        for which, value in wanted.items():
+            _soft, hard = resource.getrlimit(which)
+            capped[which] = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        return capped
+
+    def wrap(self, argv: Sequence[str], cpu_seconds: int) -> tuple[list[str], PreExec | None]:
+        """argv behind prlimit, or argv unchanged plus a preexec_fn when prlimit is missing."""
+        values = self.values(cpu_seconds)
+        if self.prlimit_path:
+            options = [f"--{_PRLIMIT_OPTIONS[which]}={value}" for which, value in values.items()]
+            return [self.prlimit_path, *options, "--", *argv], None
 
         def apply() -> None:
-            for which, value in limits:
-                _soft, hard = resource.getrlimit(which)
-                capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
-                resource.setrlimit(which, (capped, capped))
+            for which, value in values.items():
+                resource.setrlimit(which, (value, value))
 
-        return apply
+        return list(argv), apply
 
 
 async def run_argv(
@@ -70,15 +95,16 @@ async def run_argv(
     # CPU time is a backstop for the wall clock: even if the kill below failed, a spinning process
     # would be stopped by the kernel shortly after its deadline.
     cpu_seconds = max(1, math.ceil(timeout_s) + 1)
+    limited_argv, preexec = limits.wrap(argv, cpu_seconds)
     proc = await asyncio.create_subprocess_exec(
-        *argv,
+        *limited_argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=cwd,
         env=dict(env),
         start_new_session=True,
-        preexec_fn=limits.preexec(cpu_seconds),
+        preexec_fn=preexec,
     )
     assert proc.stdout is not None and proc.stderr is not None
     readers = [

@@ -1,0 +1,359 @@
+"""The coder: implements an approved plan in a git checkout, step by step, and proves it with gates.
+
+It runs the shared tool loop with the coder's tools (`agents.tools.CoderTools`) plus one of its own,
+`complete_step`, which commits the work of a finished plan step through the `commit` callback. When
+the model calls `finish`, the repository's validation gates run for real in the sandbox; if one
+fails, its output goes back to the model (up to `max_gate_retries` times) instead of finishing.
+
+Whatever stops the run (finished, a budget limit, an error), the work done so far is committed
+before `implement` returns, so the branch can always be pushed and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agents.budget import Budget, TokenUsage
+from agents.llm import Block, LLMClient
+from agents.loop import OnStep, ToolLoop, ToolOutput, ToolResultLike, Tools, truncate_middle
+from agents.planner import PlanResult
+from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
+
+logger = logging.getLogger(__name__)
+
+Commit = Callable[[str], Awaitable[str | None]]
+
+_SUBJECT_CHARS = 72
+_GATE_OUTPUT_CHARS = 6_000
+_MAX_REPO_CONTEXT_CHARS = 120_000
+# Gates must not leave bytecode in the checkout: the commit callback would pick it up, and a .pyc
+# written in the same second as a same-size edit is taken for current (stale results).
+GATE_ENV: Mapping[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
+
+COMPLETE_STEP_TOOL: Mapping[str, Any] = {
+    "name": "complete_step",
+    "description": (
+        "Call after finishing one step of the plan: commits the current changes with your "
+        "message. Use the imperative mood, e.g. 'Parse dates in the CSV importer'."
+    ),
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            "step": {"type": "integer", "minimum": 1, "description": "The plan step's number."},
+            "message": {"type": "string", "description": "One-line commit message."},
+        },
+        "required": ["step", "message"],
+        "additionalProperties": False,
+    },
+}
+
+SYSTEM_PROMPT = f"""\
+You are the coding agent of Agent Factory, a bot that implements GitHub issues as pull requests.
+You work in a git checkout of the repository through the tools, following an approved plan.
+
+How to work:
+- Follow the plan's steps in order. Read the code you change first; keep changes minimal, in the
+  repository's style, and add or update tests for behaviour you change.
+- After each plan step, call complete_step with the step number and a one-line commit message;
+  it commits your changes.
+- Run the validation gates with run_command and fix what fails before finishing.
+- When the work is done and the gates pass, call finish with a summary of what changed and how
+  you verified it. finish runs the gates again; if one fails you get its output and must fix it.
+- If the plan cannot be carried out, call finish and explain why.
+- Commands run in a sandbox without network access. Do not change CI configuration or anything
+  outside the repository, and do not look for credentials.
+
+{UNTRUSTED_DATA_RULE}"""
+
+
+class CommandResultLike(Protocol):
+    """What agents.sandbox.CommandResult offers."""
+
+    @property
+    def command(self) -> str: ...
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+    @property
+    def timed_out(self) -> bool: ...
+    @property
+    def ok(self) -> bool: ...
+
+
+class GateRunner(Protocol):
+    """What the coder needs from agents.sandbox.Sandbox."""
+
+    async def run(
+        self,
+        command: str,
+        *,
+        cwd: Path,
+        timeout_s: float = 300,
+        env: Mapping[str, str] | None = None,
+    ) -> Any: ...
+
+
+@dataclass
+class CoderResult:
+    finished: bool
+    stop_reason: str  # "finished" | "budget:<limit>" | "error:<what>"
+    summary: str
+    gate_results: list[Any]
+    commits: list[str]
+    trajectory: list[dict[str, Any]] = field(repr=False)
+    usage: TokenUsage
+    cost_usd: float
+    turns: int
+
+    @property
+    def gates_passed(self) -> bool:
+        return all(g.ok for g in self.gate_results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "finished": self.finished,
+            "stop_reason": self.stop_reason,
+            "summary": self.summary,
+            "gate_results": [gate_to_dict(g) for g in self.gate_results],
+            "commits": list(self.commits),
+            "usage": self.usage.to_dict(),
+            "cost_usd": round(self.cost_usd, 6),
+            "turns": self.turns,
+        }
+
+
+def gate_to_dict(result: Any) -> dict[str, Any]:
+    return {
+        "command": result.command,
+        "exit_code": result.exit_code,
+        "ok": result.ok,
+        "timed_out": result.timed_out,
+        "duration_s": round(float(getattr(result, "duration_s", 0.0)), 3),
+    }
+
+
+def gate_report(results: Sequence[Any]) -> str:
+    """The failing gates' output, as the model gets it."""
+    sections = []
+    for result in results:
+        if result.ok:
+            sections.append(f"PASSED: {result.command}")
+            continue
+        status = "timed out" if result.timed_out else f"exit code {result.exit_code}"
+        output = truncate_middle((result.stdout + "\n" + result.stderr).strip(), _GATE_OUTPUT_CHARS)
+        sections.append(f"FAILED ({status}): {result.command}\n{output}")
+    return "\n\n".join(sections)
+
+
+def commit_message(subject: str, body: str = "", *, issue_number: int | None = None) -> str:
+    """A conventional commit message: one short subject line, then the body and a reference."""
+    lines = [line.strip() for line in sanitize(subject).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else "Update"
+    if len(first) > _SUBJECT_CHARS:
+        first = first[: _SUBJECT_CHARS - 3].rstrip() + "..."
+    rest = "\n".join([*lines[1:], sanitize(body).strip()]).strip()
+    trailer = f"Part of #{issue_number}" if issue_number else ""
+    return "\n\n".join(part for part in (first, rest, trailer) if part)
+
+
+class _CodingTools:
+    """The coder's tools, with step commits and gated finishing layered on top."""
+
+    def __init__(
+        self,
+        inner: Tools,
+        *,
+        commit: Commit,
+        plan: PlanResult,
+        gates: Sequence[str],
+        sandbox: GateRunner,
+        workdir: Path,
+        gate_timeout_s: float,
+        gate_env: Mapping[str, str] | None,
+        max_gate_retries: int,
+    ) -> None:
+        self._inner = inner
+        self._commit = commit
+        self._plan = plan
+        self._gates = list(gates)
+        self._sandbox = sandbox
+        self._workdir = workdir
+        self._gate_timeout_s = gate_timeout_s
+        self._gate_env = gate_env
+        self._max_gate_retries = max_gate_retries
+        self._definitions = [*inner.definitions(), dict(COMPLETE_STEP_TOOL)]
+        self.gate_failures = 0
+        self.gate_results: list[Any] = []
+        self.commits: list[str] = []
+        self.summary = ""
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return list(self._definitions)
+
+    async def commit(self, message: str) -> str | None:
+        sha = await self._commit(message)
+        if sha:
+            self.commits.append(sha)
+        return sha
+
+    async def call(self, name: str, tool_input: Mapping[str, Any]) -> ToolResultLike:
+        if name == COMPLETE_STEP_TOOL["name"]:
+            return await self._complete_step(tool_input)
+        result = await self._inner.call(name, tool_input)
+        if not result.finished:
+            return result
+        return await self._finish(result, tool_input)
+
+    async def _complete_step(self, tool_input: Mapping[str, Any]) -> ToolResultLike:
+        step = tool_input.get("step")
+        message = str(tool_input.get("message") or "").strip()
+        if not message:
+            return ToolOutput("complete_step needs a commit message.", is_error=True)
+        title = ""
+        if isinstance(step, int) and 1 <= step <= len(self._plan.steps):
+            title = f"Plan step {step}: {self._plan.steps[step - 1].title}"
+        sha = await self.commit(commit_message(message, title, issue_number=self._plan.issue_number))
+        if sha is None:
+            return ToolOutput("Nothing to commit: no file changed since the last commit.")
+        return ToolOutput(f"Committed {sha[:12]}: {message}")
+
+    async def run_gates(self) -> list[Any]:
+        results = []
+        for gate in self._gates:
+            results.append(
+                await self._sandbox.run(
+                    gate, cwd=self._workdir, timeout_s=self._gate_timeout_s, env=self._gate_env
+                )
+            )
+        self.gate_results = results
+        return results
+
+    async def _finish(self, result: ToolResultLike, tool_input: Mapping[str, Any]) -> ToolResultLike:
+        self.summary = str(tool_input.get("summary") or result.content).strip()
+        results = await self.run_gates()
+        if not all(r.ok for r in results) and self.gate_failures < self._max_gate_retries:
+            self.gate_failures += 1
+            return ToolOutput(
+                "Not finished: the validation gates must pass first. Fix the failures below, "
+                "then call finish again.\n\n" + gate_report(results),
+                is_error=True,
+            )
+        subject = self.summary.splitlines()[0] if self.summary else f"Implement #{self._plan.issue_number}"
+        await self.commit(commit_message(subject, self.summary, issue_number=self._plan.issue_number))
+        return ToolOutput(f"{result.content}\n\n{gate_report(results)}".strip(), finished=True)
+
+
+@dataclass
+class Coder:
+    llm: LLMClient
+    max_turns: int = 60
+    max_tokens: int = 8192
+    model: str | None = None
+    max_gate_retries: int = 2
+    gate_timeout_s: float = 900
+    max_result_chars: int = 20_000
+
+    async def implement(
+        self,
+        *,
+        workdir: Path,
+        plan: PlanResult,
+        tools: Tools,
+        gates: Sequence[str],
+        sandbox: GateRunner,
+        budget: Budget,
+        commit: Commit,
+        on_step: OnStep | None = None,
+        repo_context: str = "",
+        gate_env: Mapping[str, str] | None = None,
+    ) -> CoderResult:
+        """Carry out `plan` in `workdir`; the result says how it stopped and what was committed."""
+        coding_tools = _CodingTools(
+            tools,
+            commit=commit,
+            plan=plan,
+            gates=gates,
+            sandbox=sandbox,
+            workdir=workdir,
+            gate_timeout_s=self.gate_timeout_s,
+            gate_env={**GATE_ENV, **(gate_env or {})},
+            max_gate_retries=self.max_gate_retries,
+        )
+        loop = ToolLoop(
+            self.llm,
+            max_turns=self.max_turns,
+            max_tokens=self.max_tokens,
+            model=self.model,
+            max_result_chars=self.max_result_chars,
+        )
+        try:
+            outcome = await loop.run(
+                system=self.system_blocks(repo_context),
+                messages=[{"role": "user", "content": self.task_text(plan, gates)}],
+                tools=coding_tools,
+                budget=budget,
+                on_step=on_step,
+            )
+        except (Exception, asyncio.CancelledError):
+            # Unexpected failure (or cancellation): keep the work, then let it propagate.
+            await self._save_work(coding_tools, plan, "error: the coder crashed")
+            raise
+        if outcome.finished:
+            failed = [g.command for g in coding_tools.gate_results if not g.ok]
+            stop_reason = "finished"
+            if failed:
+                stop_reason = f"error:validation gates failed: {', '.join(failed)}"
+            summary = coding_tools.summary or outcome.final_text
+        else:
+            stop_reason = outcome.stop_reason
+            if stop_reason == "end_turn":
+                stop_reason = "error:end_turn: the model stopped without calling finish"
+            await self._save_work(coding_tools, plan, f"{stop_reason} ({outcome.detail})")
+            summary = outcome.final_text or outcome.detail
+        return CoderResult(
+            finished=stop_reason == "finished",
+            stop_reason=stop_reason,
+            summary=summary,
+            gate_results=coding_tools.gate_results,
+            commits=coding_tools.commits,
+            trajectory=outcome.trajectory,
+            usage=outcome.usage,
+            cost_usd=outcome.cost_usd,
+            turns=outcome.turns,
+        )
+
+    async def _save_work(self, tools: _CodingTools, plan: PlanResult, why: str) -> None:
+        message = commit_message(
+            f"WIP: unfinished work on #{plan.issue_number}",
+            f"Saved by Agent Factory when the coder stopped: {why}",
+            issue_number=plan.issue_number,
+        )
+        await tools.commit(message)
+
+    def system_blocks(self, repo_context: str) -> list[Block]:
+        """Instructions, then the repository context (the last block: the cached prefix ends there)."""
+        context = repo_context.strip()
+        if len(context) > _MAX_REPO_CONTEXT_CHARS:
+            context = truncate_middle(context, _MAX_REPO_CONTEXT_CHARS)
+        text = (
+            "# Repository context\n\n"
+            + (wrap_untrusted(context, source="repository context") if context else "(none given)")
+        )
+        return [{"type": "text", "text": SYSTEM_PROMPT}, {"type": "text", "text": text}]
+
+    def task_text(self, plan: PlanResult, gates: Sequence[str]) -> str:
+        gate_lines = "\n".join(f"- `{sanitize(g)}`" for g in gates) or "- (none configured)"
+        return (
+            f"Implement the approved plan for issue #{plan.issue_number}.\n\n"
+            f"{sanitize(plan.for_coder()).strip()}\n\n"
+            f"## Validation gates that must pass before finish\n{gate_lines}\n\n"
+            "Start with step 1."
+        )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from githubkit_schemas.latest.models import WorkflowDispatchResponse
+
 from ._base import RepoScope, present
-from .errors import github_errors
+from .errors import GitHubError, github_errors
 from .models import Deployment, DeploymentState, DeploymentStatus, WorkflowDispatch, WorkflowRun
 
 _STATUS_DESCRIPTION_LIMIT = 140
@@ -16,13 +18,30 @@ class DeploymentOps(RepoScope):
     async def dispatch_workflow(
         self, workflow: str | int, ref: str, inputs: Mapping[str, str] | None = None
     ) -> WorkflowDispatch:
-        """Starts ``workflow`` (file name such as ``deploy.yml``, or id) on ``ref``."""
-        kwargs: dict[str, Any] = {"inputs": dict(inputs)} if inputs else {}
+        """Starts ``workflow`` (file name such as ``deploy.yml``, or id) on ``ref``.
+
+        Asks GitHub to name the run it started (``return_run_details``, February 2026);
+        servers that do not know the flag (older GHES) are asked again without it.
+        """
+        body: dict[str, Any] = {"ref": ref, "return_run_details": True}
+        if inputs:
+            body["inputs"] = dict(inputs)
+        try:
+            return await self._dispatch(workflow, body)
+        except GitHubError as exc:
+            if exc.status not in (400, 422) or "return_run_details" not in exc.detail:
+                raise
+        del body["return_run_details"]
+        return await self._dispatch(workflow, body)
+
+    async def _dispatch(self, workflow: str | int, body: dict[str, Any]) -> WorkflowDispatch:
+        # githubkit's typed method validates the body against a schema that predates
+        # return_run_details and drops it, so this one request is sent as plain JSON.
+        url = f"/repos/{self.owner}/{self.repo}/actions/workflows/{workflow}/dispatches"
         with github_errors(f"dispatch workflow {workflow} on {self.full_name}"):
-            response = await self.gh.rest.actions.async_create_workflow_dispatch(
-                self.owner, self.repo, workflow, ref=ref, **kwargs
+            response = await self.gh.arequest(
+                "POST", url, json=body, response_model=WorkflowDispatchResponse
             )
-            # Older API versions (and GHES) answer 204 without naming the run.
             if response.status_code == 204 or not response.content:
                 return WorkflowDispatch(None, None)
             data = response.parsed_data

@@ -247,7 +247,8 @@ class DeploymentStatus:
 
 @dataclass(frozen=True, slots=True)
 class RepoPermission:
-    """``permission`` is admin, maintain, write, triage, read or none."""
+    """``permission`` is admin, write, read or none (GitHub folds maintain into write and
+    triage into read); ``role_name`` is the role itself, custom roles included."""
 
     username: str
     permission: str
@@ -255,7 +256,7 @@ class RepoPermission:
 
     @property
     def can_write(self) -> bool:
-        return self.permission in ("admin", "maintain", "write")
+        return self.permission in ("admin", "write")
 
 
 @dataclass(frozen=True, slots=True)

@@ -247,8 +247,7 @@ def _chunk_python_class(
     methods = [n for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
     signature = _class_signature(node)
     docstring = _docstring(node)
-    if not methods or end - start + 1 <= 30:
-        # A small class reads best whole; its methods stay findable through the text.
+    if not methods:
         return _make(path, lines, start, end, ChunkKind.CLASS, node.name, signature, docstring, max_lines)
     chunks: list[Chunk] = []
     header_end = _span(methods[0])[0] - 1
@@ -348,6 +347,8 @@ def _chunk_code(path: str, lines: list[str], max_lines: int) -> list[Chunk]:
     starts: list[tuple[int, str, str]] = []  # (line number, symbol, signature)
     for number, line in enumerate(lines, start=1):
         match = _DEFINITION.match(line)
+        if match and match.group("shell") and match.group("indent"):
+            continue  # `name() {` indented is a method call or literal, not a shell function
         if match:
             name = match.group("name") or match.group("arrow") or match.group("shell") or ""
             starts.append((number, name, line.strip().rstrip("{").strip()))

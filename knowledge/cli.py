@@ -72,3 +72,5 @@ def make_knowledge_cli(open_service: Callable[[], KnowledgeService]) -> typer.Ty
             f"{report.units_embedded} texts embedded, {report.pending_embeddings} files awaiting "
             f"embeddings ({report.lexical_seconds:.1f}s lexical, {report.embedding_seconds:.1f}s embedding)"
         )
+
+    return app

@@ -45,10 +45,16 @@ class SentenceTransformerEmbedder:
         *,
         device: str = "cpu",
         batch_size: int = 64,
+        torch_threads: int | None = None,
     ) -> None:
+        """`torch_threads` sets torch's process-wide intra-op thread count when the model
+        loads. On a busy machine 1 thread answers a single query several times faster than
+        the default (measured 30 ms vs 75-300 ms with the cores shared), for the same batch
+        throughput."""
         self._model_path = Path(model_path) if model_path is not None else None
         self._device = device
         self._batch_size = batch_size
+        self._torch_threads = torch_threads
         self._model: SentenceTransformer | None = None
         # One model shared by the threads that retrieval and indexing run in.
         self._lock = threading.Lock()
@@ -82,6 +88,11 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
+
+                if self._torch_threads is not None:
+                    import torch
+
+                    torch.set_num_threads(self._torch_threads)
 
                 self._model = SentenceTransformer(str(self.model_path), device=self._device)
             return self._model

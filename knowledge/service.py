@@ -44,6 +44,7 @@ class KnowledgeService:
         chroma_url: str | None = None,
         model_path: str | Path | None = None,
         embedder: Embedder | None = None,
+        torch_threads: int | None = None,
         collection_prefix: str = "af_",
     ) -> KnowledgeService:
         """Open the stores: Chroma on disk (`chroma_path`) or a shared server (`chroma_url`),
@@ -51,7 +52,11 @@ class KnowledgeService:
         bundled all-MiniLM-L6-v2), loaded on first use."""
         return cls(
             store=ChromaStore(path=chroma_path, url=chroma_url, collection_prefix=collection_prefix),
-            embedder=embedder if embedder is not None else SentenceTransformerEmbedder(model_path),
+            embedder=(
+                embedder
+                if embedder is not None
+                else SentenceTransformerEmbedder(model_path, torch_threads=torch_threads)
+            ),
             lexical=LexicalIndex(lexical_path),
         )
 

@@ -19,7 +19,7 @@ _GENERIC_FRAME = re.compile(
     rf"(?P<path>(?:[\w.\-]+/)*[\w.\-]+\.(?:{_SOURCE_EXTENSIONS})):(?P<line>\d+)(?::\d+)?\b"
 )
 _PATH = re.compile(rf"(?<![\w/.\-])(?P<path>(?:[\w.\-]+/)*[\w\-]+(?:\.[\w\-]+)*\.(?:{_SOURCE_EXTENSIONS}))\b")
-_DOTTED = re.compile(r"(?<![\w.])(?P<dotted>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?![\w.])")
+_DOTTED = re.compile(r"(?<![\w.])(?P<dotted>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?!\w|\.\w)")
 _BACKTICKED = re.compile(r"`([^`\n]{2,80})`")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 # Looks like code rather than prose: snake_case, camelCase/PascalCase with an inner capital,

@@ -55,11 +55,13 @@ def gh(fake: FakeGitHub, installation: int) -> Iterator[GitHub[Any]]:
         base_url=f"{fake.api_url}/",
         auto_retry=False,
     )
-    with app.with_auth(app.auth.as_installation(installation)) as client:  # type: ignore[attr-defined]
+    with app.with_auth(app.auth.as_installation(installation)) as client:
         yield client
 
 
-def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def git(
+    *args: str, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = git_env(
         {
             "GIT_AUTHOR_NAME": "Bot",
@@ -80,8 +82,13 @@ def authed_url(fake: FakeGitHub, token: str) -> str:
 
 def open_bot_pr(fake: FakeGitHub, gh: GitHub[Any]) -> int:
     """The bot pushes a branch through the API-less git path and opens a PR through REST."""
-    fake.push_files("octo-org/demo", "feature", {"src/app.py": FILES["src/app.py"].replace(
-        "line 20\n", "line twenty\n")}, "Change line 20", user=BOT_LOGIN)
+    fake.push_files(
+        "octo-org/demo",
+        "feature",
+        {"src/app.py": FILES["src/app.py"].replace("line 20\n", "line twenty\n")},
+        "Change line 20",
+        user=BOT_LOGIN,
+    )
     pr = gh.rest.pulls.create(
         "octo-org", "demo", title="Change line 20", head="feature", base="main", body="Body"
     ).parsed_data
@@ -109,10 +116,20 @@ def test_clone_commit_push_over_http_needs_a_token(fake: FakeGitHub, tmp_path: P
     git("commit", "-m", "Add NEW", cwd=work)
     git("push", "origin", "topic", cwd=work)
 
+    receiver = Receiver()
+    fake.set_webhook_sink(asgi_app=receiver.app)
+    git("commit", "--amend", "-m", "Add NEW.md", cwd=work)
+    git("push", "--force", "origin", "topic", cwd=work)
     head = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    pushed = fake.wait_for_deliveries()
+    assert [(d.event, d.payload["ref"], d.payload["after"]) for d in pushed] == [
+        ("push", "refs/heads/topic", head)
+    ]
+    assert pushed[0].payload["forced"] is True
+
     assert fake.branch_sha("octo-org/demo", "topic") == head
     assert fake.file_at("octo-org/demo", "topic", "NEW.md") == "new\n"
-    assert fake.git_log("octo-org/demo", "topic")[0].message == "Add NEW"
+    assert fake.git_log("octo-org/demo", "topic")[0].message == "Add NEW.md"
     assert ("GET", "/octo-org/demo.git/info/refs", 401, "none") in [
         (r.method, r.path, r.status, r.auth) for r in fake.requests
     ]
@@ -153,8 +170,11 @@ def test_gzipped_upload_pack_request_is_inflated(fake: FakeGitHub) -> None:
 
 
 def test_app_endpoints_need_the_app_jwt(fake: FakeGitHub, installation: int) -> None:
-    app = GitHub(AppAuthStrategy(str(fake.app_id), fake.private_key_pem), base_url=f"{fake.api_url}/")
-    assert app.rest.apps.get_authenticated().parsed_data.slug == "agent-factory"
+    app = GitHub(
+        AppAuthStrategy(str(fake.app_id), fake.private_key_pem), base_url=f"{fake.api_url}/"
+    )
+    authenticated = app.rest.apps.get_authenticated().parsed_data
+    assert authenticated is not None and authenticated.slug == "agent-factory"
     found = app.rest.apps.get_repo_installation("octo-org", "demo").parsed_data
     assert found.id == installation
 
@@ -162,8 +182,11 @@ def test_app_endpoints_need_the_app_jwt(fake: FakeGitHub, installation: int) -> 
     token = fake.mint_token(installation)
     as_token = httpx.get(f"{fake.api_url}/app", headers={"authorization": f"token {token}"})
     assert as_token.status_code == 401
-    other_key = GitHub(AppAuthStrategy(str(fake.app_id + 1), fake.private_key_pem),
-                       base_url=f"{fake.api_url}/", auto_retry=False)
+    other_key = GitHub(
+        AppAuthStrategy(str(fake.app_id + 1), fake.private_key_pem),
+        base_url=f"{fake.api_url}/",
+        auto_retry=False,
+    )
     with pytest.raises(RequestFailed) as failed:
         other_key.rest.apps.get_authenticated()
     assert failed.value.response.status_code == 401
@@ -230,7 +253,7 @@ def test_issues_comments_reactions_labels_parse(fake: FakeGitHub, gh: GitHub[Any
 def test_contents_trees_refs_branches_parse(fake: FakeGitHub, gh: GitHub[Any]) -> None:
     file = gh.rest.repos.get_content("octo-org", "demo", "src/app.py").parsed_data
     assert not isinstance(file, list) and file.type == "file"
-    assert base64.b64decode(file.content) == FILES["src/app.py"].encode()  # type: ignore[union-attr]
+    assert base64.b64decode(file.content) == FILES["src/app.py"].encode()
     listing = gh.rest.repos.get_content("octo-org", "demo", "src").parsed_data
     assert isinstance(listing, list) and [i.path for i in listing] == ["src/app.py"]
     with pytest.raises(RequestFailed) as missing:
@@ -286,13 +309,17 @@ def test_pulls_reviews_and_merge_parse(fake: FakeGitHub, gh: GitHub[Any]) -> Non
     assert fake.pulls("octo-org/demo")[0].pull.requested_reviewers == ["carol"]  # type: ignore[union-attr]
 
     review = gh.rest.pulls.create_review(
-        "octo-org", "demo", number, event="COMMENT", body="Looks fine",
+        "octo-org",
+        "demo",
+        number,
+        event="COMMENT",
+        body="Looks fine",
         comments=[{"path": "src/app.py", "line": 20, "side": "RIGHT", "body": "Nice"}],
     ).parsed_data
     assert review.state == "COMMENTED"
-    assert [r.state for r in gh.rest.pulls.list_reviews("octo-org", "demo", number).parsed_data] == [
-        "COMMENTED"
-    ]
+    assert [
+        r.state for r in gh.rest.pulls.list_reviews("octo-org", "demo", number).parsed_data
+    ] == ["COMMENTED"]
     comments = gh.rest.pulls.list_review_comments("octo-org", "demo", number).parsed_data
     assert [(c.path, c.line, c.pull_request_review_id) for c in comments] == [
         ("src/app.py", 20, review.id)
@@ -302,8 +329,9 @@ def test_pulls_reviews_and_merge_parse(fake: FakeGitHub, gh: GitHub[Any]) -> Non
         "octo-org", "demo", number, comments[0].id, body="Thanks"
     ).parsed_data
     assert reply.in_reply_to_id == comments[0].id
+    first_id: int = comments[0].id
     gh.rest.reactions.create_for_pull_request_review_comment(
-        "octo-org", "demo", comments[0].id, content="rocket"
+        "octo-org", "demo", first_id, content="rocket"
     )
     assert fake.reactions("octo-org/demo", review_comment_id=comments[0].id)[0].content == "rocket"
 
@@ -321,7 +349,11 @@ def test_review_comment_outside_the_diff_is_422(fake: FakeGitHub, gh: GitHub[Any
     fake.set_permission("octo-org/demo", "carol", "write")
     with pytest.raises(RequestFailed) as outside:
         gh.rest.pulls.create_review(
-            "octo-org", "demo", number, event="COMMENT", body="x",
+            "octo-org",
+            "demo",
+            number,
+            event="COMMENT",
+            body="x",
             comments=[{"path": "src/app.py", "line": 2, "body": "far from the change"}],
         )
     assert outside.value.response.status_code == 422
@@ -329,7 +361,11 @@ def test_review_comment_outside_the_diff_is_422(fake: FakeGitHub, gh: GitHub[Any
     assert fake.reviews("octo-org/demo", number) == []
     # Context lines of the hunk are part of the diff.
     gh.rest.pulls.create_review(
-        "octo-org", "demo", number, event="COMMENT", body="x",
+        "octo-org",
+        "demo",
+        number,
+        event="COMMENT",
+        body="x",
         comments=[{"path": "src/app.py", "line": 17, "body": "context"}],
     )
 
@@ -348,8 +384,13 @@ def test_checks_actions_deployments_parse(fake: FakeGitHub, gh: GitHub[Any]) -> 
     run = gh.rest.checks.create(
         "octo-org", "demo", name="factory/tests", head_sha=sha, status="in_progress"
     ).parsed_data
-    annotation = {"path": "src/app.py", "start_line": 1, "end_line": 1,
-                  "annotation_level": "warning", "message": "hm"}
+    annotation: dict[str, Any] = {
+        "path": "src/app.py",
+        "start_line": 1,
+        "end_line": 1,
+        "annotation_level": "warning",
+        "message": "hm",
+    }
     # githubkit refuses 51 annotations itself; GitHub's own answer needs a raw request.
     token = fake.mint_token(next(iter(fake.store.installations)))
     too_many = httpx.patch(
@@ -358,17 +399,33 @@ def test_checks_actions_deployments_parse(fake: FakeGitHub, gh: GitHub[Any]) -> 
         json={"output": {"title": "t", "summary": "s", "annotations": [annotation] * 51}},
     )
     assert too_many.status_code == 422
+    failing: dict[str, Any] = {"title": "1 failing", "summary": "see", "annotations": [annotation]}
     done = gh.rest.checks.update(
-        "octo-org", "demo", run.id, conclusion="failure",
-        output={"title": "1 failing", "summary": "see", "annotations": [annotation]},
+        "octo-org",
+        "demo",
+        run.id,
+        conclusion="failure",
+        output=failing,
         actions=[{"label": "Fix", "description": "Let the bot fix it", "identifier": "fix"}],
     ).parsed_data
     assert (done.status, done.conclusion, done.output.annotations_count) == (
-        "completed", "failure", 1)
+        "completed",
+        "failure",
+        1,
+    )
     assert gh.rest.checks.get("octo-org", "demo", run.id).parsed_data.name == "factory/tests"
     listed = gh.rest.checks.list_for_ref("octo-org", "demo", "main").parsed_data
     assert [r.id for r in listed.check_runs] == [run.id]
     assert fake.check_runs("octo-org/demo", head_sha=sha)[0].actions[0]["identifier"] == "fix"
+    receiver = Receiver()
+    fake.set_webhook_sink(asgi_app=receiver.app)
+    pressed = fake.request_check_run_action("octo-org/demo", run.id, "fix", user="alice")
+    fake.rerequest_check_run("octo-org/demo", run.id, user="alice")
+    fake.wait_for_deliveries()
+    assert pressed is not None and pressed.status == 202
+    action = parse("check_run", pressed.body)
+    assert action.requested_action.identifier == "fix"  # type: ignore[union-attr]
+    assert [d.action for d in fake.deliveries] == ["requested_action", "rerequested"]
 
     workflows = gh.rest.actions.list_repo_workflows("octo-org", "demo").parsed_data
     assert [w.name for w in workflows.workflows] == ["Deploy"]
@@ -384,7 +441,11 @@ def test_checks_actions_deployments_parse(fake: FakeGitHub, gh: GitHub[Any]) -> 
     assert fake.workflow_runs("octo-org/demo")[0].inputs == {"env": "staging"}
 
     deployment = gh.rest.repos.create_deployment(
-        "octo-org", "demo", ref="main", environment="staging", auto_merge=False,
+        "octo-org",
+        "demo",
+        ref="main",
+        environment="staging",
+        auto_merge=False,
         required_contexts=[],
     ).parsed_data
     status = gh.rest.repos.create_deployment_status(
@@ -419,7 +480,9 @@ def test_fail_next_serves_a_rate_limit_once(fake: FakeGitHub, installation: int)
     assert limited.value.response.status_code == 429
     assert limited.value.response.headers["retry-after"] == "1"
     assert client.rest.issues.get("octo-org", "demo", number).parsed_data.number == number
-    statuses = [r.status for r in fake.requests if r.path == f"/repos/octo-org/demo/issues/{number}"]
+    statuses = [
+        r.status for r in fake.requests if r.path == f"/repos/octo-org/demo/issues/{number}"
+    ]
     assert statuses == [429, 200]
 
     fake.fail_next("GET", r"^/repos/octo-org/demo$", status=403, times=2)
@@ -428,8 +491,11 @@ def test_fail_next_serves_a_rate_limit_once(fake: FakeGitHub, installation: int)
     assert primary.status_code == 403 and primary.headers["x-ratelimit-remaining"] == "0"
     assert "rate limit" in primary.json()["message"]
     fake.fail_next("POST", r"/comments$", status=502)
-    broken = httpx.post(f"{fake.api_url}/repos/octo-org/demo/issues/{number}/comments",
-                        headers=headers, json={"body": "x"})
+    broken = httpx.post(
+        f"{fake.api_url}/repos/octo-org/demo/issues/{number}/comments",
+        headers=headers,
+        json={"body": "x"},
+    )
     assert broken.status_code == 502 and fake.comments("octo-org/demo", number) == []
 
 
@@ -463,12 +529,12 @@ async def test_signed_webhooks_verify_and_parse(fake: FakeGitHub) -> None:
     assert verify(SECRET, body, headers["x-hub-signature-256"])
     assert not verify("wrong", body, headers["x-hub-signature-256"])
     event = parse(headers["x-github-event"], body)
-    assert event.action == "labeled"
+    assert event.action == "labeled"  # type: ignore[union-attr]
     assert event.label is not None and event.label.name == "factory"  # type: ignore[union-attr]
     assert event.issue.number == number  # type: ignore[union-attr]
     assert event.installation is not None  # type: ignore[union-attr]
     comment = parse("issue_comment", receiver.received[1][1])
-    assert comment.comment.body == "/factory plan"  # type: ignore[union-attr]
+    assert comment.comment.body == "/factory plan"
 
 
 def test_every_built_webhook_parses(fake: FakeGitHub, gh: GitHub[Any]) -> None:
@@ -478,7 +544,11 @@ def test_every_built_webhook_parses(fake: FakeGitHub, gh: GitHub[Any]) -> None:
     before = fake.branch_sha(repo, "main")
     pr = open_bot_pr(fake, gh)
     review_id = fake.submit_review(
-        repo, pr, "carol", "REQUEST_CHANGES", "Fix",
+        repo,
+        pr,
+        "carol",
+        "REQUEST_CHANGES",
+        "Fix",
         comments=[{"path": "src/app.py", "line": 20, "body": "why?"}],
     )
     review_comment_id = fake.review_comments(repo, pr)[0].id
@@ -497,8 +567,11 @@ def test_every_built_webhook_parses(fake: FakeGitHub, gh: GitHub[Any]) -> None:
         ("pull_request", "synchronize", {"number": pr, "before": before, "after": sha}),
         ("pull_request", "closed", {"number": pr}),
         ("pull_request_review", "submitted", {"number": pr, "review_id": review_id}),
-        ("pull_request_review_comment", "created",
-         {"number": pr, "review_comment_id": review_comment_id}),
+        (
+            "pull_request_review_comment",
+            "created",
+            {"number": pr, "review_comment_id": review_comment_id},
+        ),
         ("check_run", "rerequested", {"check_run_id": check.id}),
         ("check_run", "created", {"check_run_id": check.id}),
         ("workflow_run", "completed", {"workflow_run_id": run_id}),
@@ -530,7 +603,7 @@ def test_bot_actions_and_pushes_fire_deliveries(fake: FakeGitHub, gh: GitHub[Any
         ("pull_request", "closed"),
     ]
     opened = parse("pull_request", sent[1].body)
-    assert opened.sender.login == BOT_LOGIN and opened.sender.type == "Bot"  # type: ignore[union-attr]
+    assert opened.sender.login == BOT_LOGIN and opened.sender.type == "Bot"
     closed = sent[-1].payload
     assert closed["pull_request"]["merged"] is True
     assert fake.pulls("octo-org/demo")[0].pull.head_sha == fake.branch_sha(  # type: ignore[union-attr]

@@ -77,12 +77,18 @@ class FakeGitHubApp:
         relative = path[len(API_PREFIX) :] if path.startswith(API_PREFIX + "/") else path
         header = _header(scope, b"authorization")
         kind = self._auth.from_header(header).kind
-        status = 500
+        recorded = False
+
+        def record(status: int) -> None:
+            nonlocal recorded
+            recorded = True
+            with self._store.lock:
+                self._store.requests.append(RecordedRequest(method, relative, status, kind))
 
         async def recording_send(message: Message) -> None:
-            nonlocal status
+            # Recorded before the client can see the answer, so tests never race the log.
             if message["type"] == "http.response.start":
-                status = message["status"]
+                record(message["status"])
             await send(message)
 
         try:
@@ -97,8 +103,8 @@ class FakeGitHubApp:
             else:
                 await _send_json(recording_send, 404, {"message": "Not Found"})
         finally:
-            with self._store.lock:
-                self._store.requests.append(RecordedRequest(method, relative, status, kind))
+            if not recorded:
+                record(500)
 
     async def _serve_git(
         self, scope: Scope, receive: Receive, send: Send, match: re.Match[str]

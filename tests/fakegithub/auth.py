@@ -6,7 +6,7 @@ import base64
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import jwt
@@ -53,7 +53,7 @@ class AppAuth:
         token = InstallationToken(
             token="ghs_" + secrets.token_urlsafe(27).replace("-", "a").replace("_", "b")[:36],
             installation_id=installation_id,
-            expires_at=datetime.now(timezone.utc).replace(microsecond=0) + TOKEN_LIFETIME,
+            expires_at=datetime.now(UTC).replace(microsecond=0) + TOKEN_LIFETIME,
         )
         with self._lock:
             self._tokens[token.token] = token
@@ -65,7 +65,7 @@ class AppAuth:
         with self._lock:
             old = self._tokens.get(token)
             if old is not None:
-                past = datetime.now(timezone.utc) - timedelta(seconds=1)
+                past = datetime.now(UTC) - timedelta(seconds=1)
                 self._tokens[token] = InstallationToken(old.token, old.installation_id, past)
 
     def check_jwt(self, raw: str) -> Credentials:
@@ -88,7 +88,7 @@ class AppAuth:
             token = self._tokens.get(raw)
         if token is None:
             return Credentials("invalid", reason="Bad credentials")
-        if token.expires_at <= datetime.now(timezone.utc):
+        if token.expires_at <= datetime.now(UTC):
             return Credentials("invalid", reason="Bad credentials")
         return Credentials("token", token=token)
 

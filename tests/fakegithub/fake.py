@@ -74,11 +74,16 @@ class FakeGitHub:
         self.faults = FaultInjector()
         self._sink = WebhookSink()
         self.shapes = Shapes(
-            self.store, lambda: self.base_url or PLACEHOLDER_BASE_URL, self.app_id,
-            self.client_id, self.git,
+            self.store,
+            lambda: self.base_url or PLACEHOLDER_BASE_URL,
+            self.app_id,
+            self.client_id,
+            self.git,
         )
         payloads = WebhookPayloads(fixtures_dir or default_fixtures_dir(), self.shapes, self.store)
-        self.events = Events(self.store, payloads, self._sink, self.git, lambda: self.webhook_secret)
+        self.events = Events(
+            self.store, payloads, self._sink, self.git, lambda: self.webhook_secret
+        )
         self._payloads = payloads
         self.pull_ops = PullOps(self.store, self.git, self.events)
         ctx = ApiContext(self.store, self.shapes, self._auth, self.events, self.git)
@@ -151,7 +156,12 @@ class FakeGitHub:
         matches `path_regex` with `status`: GitHub's rate-limit bodies and headers by default
         (403 is the primary limit unless `secondary`), or a server error for 5xx."""
         return self.faults.fail_next(
-            method, path_regex, status=status, headers=headers, times=times, body=body,
+            method,
+            path_regex,
+            status=status,
+            headers=headers,
+            times=times,
+            body=body,
             secondary=secondary,
         )
 
@@ -210,7 +220,7 @@ class FakeGitHub:
         if event == "issue_comment" and issue is not None:
             return p.comment_parts(issue, self.store.comments[refs["comment_id"]])
         if event == "pull_request" and issue is not None:
-            extra = {k: refs[k] for k in ("before", "after") if k in refs}
+            extra: dict[str, Any] = {k: refs[k] for k in ("before", "after") if k in refs}
             return {**p.pull_parts(issue, label), **extra}
         if event == "pull_request_review" and issue is not None:
             return p.review_parts(issue, self.store.reviews[refs["review_id"]])
@@ -269,9 +279,7 @@ class FakeGitHub:
             git = self.git(full)
             git.init(default_branch)
             owner_user = self.store.user(owner)
-            git.commit_files(
-                default_branch, dict(files), "Initial commit", author_of(owner_user)
-            )
+            git.commit_files(default_branch, dict(files), "Initial commit", author_of(owner_user))
             self.store.repos[full] = Repo(
                 id=self.store.next_id(),
                 owner=owner_user,
@@ -318,7 +326,11 @@ class FakeGitHub:
             return issue.number
 
     def open_issue(
-        self, repo: str, title: str, body: str = "", user: str = "alice",
+        self,
+        repo: str,
+        title: str,
+        body: str = "",
+        user: str = "alice",
         labels: Iterable[str] = (),
     ) -> int:
         number = self.create_issue(repo, title, body, user, labels)
@@ -427,9 +439,7 @@ class FakeGitHub:
         )
         return review.id
 
-    def merge_pr(
-        self, repo: str, pr: int, user: str = "alice", method: str = "merge"
-    ) -> str:
+    def merge_pr(self, repo: str, pr: int, user: str = "alice", method: str = "merge") -> str:
         return self.pull_ops.merge(
             self.store.issue(repo, pr), user=self.store.user(user), method=method
         )
@@ -444,11 +454,24 @@ class FakeGitHub:
         repo_obj = self.store.repo(repo)
         run = self.store.check_runs[check_run_id]
         parts = self._payloads.check_run_parts(run, self._branch_of(repo_obj, run.head_sha))
-        return self.events.emit("check_run", "rerequested", repo_obj, self.store.user(user), **parts)
+        return self.events.emit(
+            "check_run", "rerequested", repo_obj, self.store.user(user), **parts
+        )
 
-    def complete_workflow_run(
-        self, run_id: int, conclusion: str = "success"
+    def request_check_run_action(
+        self, repo: str, check_run_id: int, identifier: str, user: str = "alice"
     ) -> Delivery | None:
+        """Someone pressed one of the check run's action buttons (`check_run.requested_action`)."""
+        repo_obj = self.store.repo(repo)
+        run = self.store.check_runs[check_run_id]
+        if identifier not in [a.get("identifier") for a in run.actions]:
+            raise ValueError(f"check run {check_run_id} has no action {identifier!r}")
+        parts = self._payloads.check_run_parts(run, self._branch_of(repo_obj, run.head_sha))
+        parts["requested_action"] = {"identifier": identifier}
+        sender = self.store.user(user)
+        return self.events.emit("check_run", "requested_action", repo_obj, sender, **parts)
+
+    def complete_workflow_run(self, run_id: int, conclusion: str = "success") -> Delivery | None:
         """The run finished (`workflow_run.completed`)."""
         with self.store.lock:
             run = self.store.workflow_runs[run_id]
@@ -540,4 +563,3 @@ class FakeGitHub:
 
     def close(self) -> None:
         self._sink.close()
-

@@ -209,7 +209,8 @@ class BareRepo:
 
     def refs(self, prefix: str = "refs/") -> dict[str, str]:
         text = self.out("for-each-ref", "--format=%(refname) %(objectname)", prefix)
-        return dict(line.split(" ", 1) for line in text.splitlines() if line)  # type: ignore[misc]
+        pairs = (line.split(" ", 1) for line in text.splitlines() if line)
+        return {name: sha for name, sha in pairs}
 
     def branches(self) -> dict[str, str]:
         return {
@@ -291,12 +292,13 @@ class BareRepo:
     def diff_files(self, base: str, head: str) -> list[FileChange]:
         """Files changed on `head` since its merge base with `base` (GitHub's three-dot diff)."""
         start = self.merge_base(base, head) or base
-        numstat = {}
+        numstat: dict[str, tuple[int, int]] = {}
         for line in self.out("diff", "--numstat", "-M", start, head).splitlines():
-            added, deleted, name = line.split("\t", 2)
+            plus, minus, name = line.split("\t", 2)
+            # Binary files count "-" lines; GitHub counts them as 0.
             numstat[name.split(" => ")[-1].rstrip("}")] = (
-                0 if added == "-" else int(added),
-                0 if deleted == "-" else int(deleted),
+                0 if plus == "-" else int(plus),
+                0 if minus == "-" else int(minus),
             )
         changes = []
         status_names = {"A": "added", "D": "removed", "M": "modified", "R": "renamed"}

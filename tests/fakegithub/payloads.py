@@ -48,7 +48,7 @@ def overlay(template: Any, value: Any) -> Any:
         return value
     if isinstance(template, int) and not isinstance(template, bool) and isinstance(value, str):
         try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+            return int(datetime.fromisoformat(value).timestamp())
         except ValueError:
             return value
     return value
@@ -95,13 +95,17 @@ class WebhookPayloads:
                 "id": repo.installation_id,
                 "node_id": node_id("Installation", repo.installation_id),
             }
-        payload = overlay(template, body)
+        payload: dict[str, Any] = overlay(template, body)
         if repo.owner.type == "Organization":
             payload["organization"] = overlay(
                 template.get("organization", {}), self.organization(repo.owner)
             )
         else:
             payload.pop("organization", None)
+        if event == "push":
+            # The push example's repository carries its owner's name and e-mail.
+            payload["repository"]["owner"].update({"name": repo.owner.login, "email": None})
+            payload["repository"]["master_branch"] = repo.default_branch
         for key in ("changes", "assignee", "milestone", "enterprise"):
             # Example-only objects would describe someone else's data.
             if key not in body:

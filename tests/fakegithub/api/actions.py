@@ -55,7 +55,7 @@ class ActionRoutes:
             raise unprocessable("Workflow does not have 'workflow_dispatch' trigger")
         ref = body.get("ref")
         sha = req.git.resolve(ref) if isinstance(ref, str) else None
-        if sha is None:
+        if sha is None or not isinstance(ref, str):
             raise unprocessable(f"No ref found for: {ref}")
         store = self.ctx.store
         with store.lock:

@@ -149,4 +149,4 @@ class AppRoutes:
         )
 
 
-__all__ = ["AppRoutes", "ApiError"]
+__all__ = ["ApiError", "AppRoutes"]

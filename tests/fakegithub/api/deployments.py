@@ -43,7 +43,7 @@ class DeploymentRoutes:
         body = await req.json()
         ref = body.get("ref")
         sha = req.git.resolve(ref) if isinstance(ref, str) else None
-        if sha is None:
+        if sha is None or not isinstance(ref, str):
             raise validation_failed("Deployment", f"No ref found for: {ref}", field="ref")
         environment = str(body.get("environment") or "production")
         store = self.ctx.store

@@ -7,8 +7,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..state import Comment, Issue, Label, Reaction, ReactionSubject, Repo, Store, utcnow
 from ..shapes import REACTION_KEYS
+from ..state import Comment, Issue, Label, Reaction, ReactionSubject, Repo, Store, utcnow
 from .common import (
     ApiContext,
     ApiError,
@@ -123,7 +123,9 @@ class IssueRoutes:
             if "body" in body:
                 issue.body = body["body"]
             if "labels" in body:
-                issue.labels = [ensure_label(self.ctx.store, req.repo, n).name for n in body["labels"]]
+                issue.labels = [
+                    ensure_label(self.ctx.store, req.repo, n).name for n in body["labels"]
+                ]
             state = body.get("state")
             if state in ("open", "closed") and state != issue.state:
                 issue.state = state

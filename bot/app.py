@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from bot.services import Services
 from bot.settings import Settings
+from webhooks.ingress import WEBHOOK_PATH, WebhookSecretMissing, webhook_router
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,23 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.state.settings = settings
     app.state.services = services
     app.include_router(health_router(services))
-    # Webhook ingress: include webhooks.ingress.webhook_router here once it exists (lead):
-    # app.include_router(webhook_router(settings=settings, db=services.db, arq=services.redis))
+    try:
+        app.include_router(webhook_router(settings=settings, db=services.db, arq=services.redis))
+    except WebhookSecretMissing as exc:
+        log.warning("%s", exc)
+        app.include_router(webhooks_disabled_router(str(exc)))
     return app
+
+
+def webhooks_disabled_router(reason: str) -> APIRouter:
+    """Answers deliveries with 503 and the reason, so GitHub's delivery log shows what to fix."""
+    router = APIRouter()
+
+    @router.post(WEBHOOK_PATH, include_in_schema=False)
+    async def webhooks_disabled() -> JSONResponse:
+        return JSONResponse({"error": reason}, status_code=503)
+
+    return router
 
 
 def health_router(services: Services) -> APIRouter:
@@ -46,9 +61,7 @@ def health_router(services: Services) -> APIRouter:
         results = await asyncio.gather(*(_probe(name, check) for name, check in checks.items()))
         down = {name: problem for name, problem in results if problem is not None}
         if down:
-            return JSONResponse(
-                {"status": "unavailable", "down": down}, status_code=503
-            )
+            return JSONResponse({"status": "unavailable", "down": down}, status_code=503)
         return JSONResponse({"status": "ready", "checks": {name: "ok" for name in checks}})
 
     return router

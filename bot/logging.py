@@ -46,13 +46,14 @@ _TOKEN_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b([a-z][a-z0-9+.\-]*://[^:/\s@]*:)[^@\s/]+@"), rf"\1{MASK}@"),
 )
 
-_context: ContextVar[Mapping[str, Any]] = ContextVar("factory_log_context", default={})
+_context: ContextVar[Mapping[str, Any] | None] = ContextVar("factory_log_context", default=None)
 
 
 @contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Attach ``fields`` to every record logged inside the block (in this task or thread)."""
-    token = _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    bound = {k: v for k, v in fields.items() if v is not None}
+    token = _context.set({**current_log_context(), **bound})
     try:
         yield
     finally:
@@ -60,7 +61,7 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 
 def current_log_context() -> Mapping[str, Any]:
-    return _context.get()
+    return _context.get() or {}
 
 
 class Redactor:
@@ -100,7 +101,7 @@ class ContextFilter(logging.Filter):
     """Copies the bound ``log_context`` fields onto the record (``extra=`` wins)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _context.get().items():
+        for key, value in current_log_context().items():
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True
@@ -215,7 +216,9 @@ def configure_logging(
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactionFilter(redactor))
     formatter: logging.Formatter = (
-        JsonFormatter(redactor) if use_json(settings.log_format, stream) else TextFormatter(redactor)
+        JsonFormatter(redactor)
+        if use_json(settings.log_format, stream)
+        else TextFormatter(redactor)
     )
     handler.setFormatter(formatter)
     root = logging.getLogger()

@@ -24,9 +24,7 @@ async def create_arq_pool(url: str, *, conn_retries: int = 0) -> ArqRedis:
 
 async def redis_problem(url: str, *, timeout_s: float = 2.0) -> str | None:
     """Why Redis at ``url`` does not answer a PING, or None when it does."""
-    client: Redis = Redis.from_url(
-        url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
-    )
+    client: Redis = Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     try:
         await asyncio.wait_for(client.ping(), timeout_s)
     except (RedisError, OSError, TimeoutError) as exc:

@@ -132,11 +132,12 @@ async def _serve(
     webhook_paths: list[str] = []
     if roles.http and sock is not None:
         app = create_app(settings, services)
-        webhook_paths = [
-            route.path
-            for route in app.routes
-            if isinstance(route, APIRoute) and "POST" in route.methods
-        ]
+        if settings.webhook_secret is not None:
+            webhook_paths = [
+                route.path
+                for route in app.routes
+                if isinstance(route, APIRoute) and "POST" in (route.methods or ())
+            ]
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -166,6 +167,7 @@ async def _serve(
             server.should_exit = True
             await _settle(tasks["http server"])
         if worker is not None:
+            await _drain(worker, SHUTDOWN_GRACE_S)
             await worker.close()
             await _settle(tasks["worker"])
     if failed:
@@ -177,6 +179,19 @@ async def _until_started(server: _Server, task: asyncio.Task[None]) -> None:
         if task.done():
             return
         await asyncio.sleep(0.02)
+
+
+async def _drain(worker: Worker, timeout_s: float) -> None:
+    """Stop taking jobs and let running ones finish for a while; arq cancels the rest (and,
+    as jobs are retried on cancellation, runs them again later)."""
+    worker.allow_pick_jobs = False
+
+    async def no_running_jobs() -> None:
+        while any(not task.done() for task in worker.tasks.values()):
+            await asyncio.sleep(0.1)
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(no_running_jobs(), timeout_s)
 
 
 async def _settle(task: asyncio.Task[None]) -> None:
@@ -201,7 +216,6 @@ def _print_banner(
             lines.append(f"  Webhooks:  POST {base}{path}")
         if settings.webhook_secret is None:
             lines.append("  WARNING:   webhooks are disabled until FACTORY_WEBHOOK_SECRET is set")
-            log.warning("FACTORY_WEBHOOK_SECRET is not set: webhook deliveries will be refused")
     if roles.worker:
         lines.append("  Worker:    consuming jobs from the arq queue")
     if services.embedded_redis is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from arq.connections import ArqRedis
+from pydantic import SecretStr
 
 from bot.app import create_app
 from bot.db.database import Database
@@ -114,3 +115,27 @@ async def test_services_open_the_configured_redis_and_database(
     finally:
         await services.aclose()
     assert (data_dir / "factory.db").exists()
+
+
+async def test_without_a_webhook_secret_deliveries_get_503_saying_why(
+    settings: Settings, services: Services
+) -> None:
+    async with await _client(settings, services) as client:
+        response = await client.post("/webhooks/github", content=b"{}")
+
+    assert response.status_code == 503
+    assert "FACTORY_WEBHOOK_SECRET is not set" in response.json()["error"]
+
+
+async def test_with_a_webhook_secret_the_ingress_checks_signatures(
+    settings: Settings, services: Services
+) -> None:
+    configured = settings.model_copy(update={"webhook_secret": SecretStr("0123456789abcdef")})
+    async with await _client(configured, services) as client:
+        response = await client.post(
+            "/webhooks/github",
+            content=b"{}",
+            headers={"X-Hub-Signature-256": "sha256=" + "0" * 64, "X-GitHub-Event": "ping"},
+        )
+
+    assert response.status_code == 401

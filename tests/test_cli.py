@@ -35,6 +35,7 @@ def factory(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[st
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
 
 
@@ -58,7 +59,12 @@ def test_help_imports_no_heavy_library(tmp_path: Path) -> None:
         "print(sorted({m.split('.')[0] for m in sys.modules}))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
     loaded = result.stdout.splitlines()[-1]

@@ -27,7 +27,10 @@ def _namespaces_work() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     probe = subprocess.run(
-        ["unshare", "-rn", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
+        ["unshare", "-rn", "sh", "-c", "ip link set lo up"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if probe.returncode != 0:
         return f"cannot create a network namespace here: {probe.stderr.strip()}"
@@ -69,9 +72,22 @@ def _get_inside(pid: int, url: str) -> tuple[int, str]:
         "print(r.status); print(r.read().decode())"
     )
     result = subprocess.run(
-        ["nsenter", "-t", str(pid), "-U", "-n", "--preserve-credentials",
-         sys.executable, "-c", code, url],
-        capture_output=True, text=True, timeout=30,
+        [
+            "nsenter",
+            "-t",
+            str(pid),
+            "-U",
+            "-n",
+            "--preserve-credentials",
+            sys.executable,
+            "-c",
+            code,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     status, body = result.stdout.split("\n", 1)
@@ -87,9 +103,19 @@ def test_up_with_no_environment_serves_and_stops_cleanly(
     stderr_path = tmp_path / "stderr.log"
     with stderr_path.open("w") as stderr:
         process = subprocess.Popen(
-            ["unshare", "-rn", "sh", "-c", 'ip link set lo up && exec "$0" "$@"',
-             *_factory_command(), "up"],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=stderr,
+            [
+                "unshare",
+                "-rn",
+                "sh",
+                "-c",
+                'ip link set lo up && exec "$0" "$@"',
+                *_factory_command(),
+                "up",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
         )
     try:
         banner = _read_banner(process)
@@ -99,7 +125,8 @@ def test_up_with_no_environment_serves_and_stops_cleanly(
         assert "webhooks are disabled until FACTORY_WEBHOOK_SECRET is set" in banner
         assert f"Data dir:  {tmp_path / '.factory'}" in banner
         redis_servers = [
-            child for child in psutil.Process(process.pid).children(recursive=True)
+            child
+            for child in psutil.Process(process.pid).children(recursive=True)
             if "redis-server" in child.name()
         ]
         assert len(redis_servers) == 1
@@ -134,7 +161,12 @@ def test_up_with_a_redis_url_that_does_not_answer_fails_without_embedding(tmp_pa
         "FACTORY_PORT": "0",
     }
     result = subprocess.run(
-        [*_factory_command(), "up"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [*_factory_command(), "up"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=60,
     )
 

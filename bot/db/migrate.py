@@ -63,9 +63,7 @@ async def current_revision(url: str) -> str | None:
         await db.dispose()
 
 
-def _run_step(
-    connection: Connection, step: Callable[[Config, str], None], revision: str
-) -> None:
+def _run_step(connection: Connection, step: Callable[[Config, str], None], revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     step(config, revision)

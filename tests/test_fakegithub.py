@@ -254,6 +254,12 @@ def test_contents_trees_refs_branches_parse(fake: FakeGitHub, gh: GitHub[Any]) -
     file = gh.rest.repos.get_content("octo-org", "demo", "src/app.py").parsed_data
     assert not isinstance(file, list) and file.type == "file"
     assert base64.b64decode(file.content) == FILES["src/app.py"].encode()
+    blob = gh.rest.git.get_blob("octo-org", "demo", file.sha).parsed_data
+    assert base64.b64decode(blob.content) == FILES["src/app.py"].encode()
+    big = "x" * (1024 * 1024 + 1)
+    fake.push_files("octo-org/demo", "big", {"big.txt": big})
+    large = gh.rest.repos.get_content("octo-org", "demo", "big.txt", ref="big").parsed_data
+    assert (large.encoding, large.content) == ("none", "")  # type: ignore[union-attr]
     listing = gh.rest.repos.get_content("octo-org", "demo", "src").parsed_data
     assert isinstance(listing, list) and [i.path for i in listing] == ["src/app.py"]
     with pytest.raises(RequestFailed) as missing:

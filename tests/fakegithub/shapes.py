@@ -55,6 +55,7 @@ APP_EVENTS = [
     "workflow_run",
 ]
 EPOCH = "2024-01-01T00:00:00Z"
+CONTENTS_INLINE_LIMIT = 1024 * 1024
 REACTION_KEYS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "eyes", "rocket")
 
 
@@ -594,11 +595,28 @@ class Shapes:
 
     def content_file(self, repo: Repo, entry: TreeEntry, data: bytes, ref: str) -> dict[str, Any]:
         body = self._content_item(repo, entry, ref)
+        if len(data) > CONTENTS_INLINE_LIMIT:
+            # Over 1 MB the contents API leaves the content out; clients fetch the blob.
+            body.update({"encoding": "none", "content": ""})
+        else:
+            body.update({"encoding": "base64", "content": self._wrapped_base64(data)})
+        return body
+
+    def blob(self, repo: Repo, sha: str, data: bytes) -> dict[str, Any]:
+        return {
+            "sha": sha,
+            "node_id": node_id("Blob", int(sha[:8], 16)),
+            "size": len(data),
+            "url": f"{self.repo_api(repo.full_name)}/git/blobs/{sha}",
+            "content": self._wrapped_base64(data),
+            "encoding": "base64",
+        }
+
+    @staticmethod
+    def _wrapped_base64(data: bytes) -> str:
         encoded = base64.b64encode(data).decode()
         # GitHub wraps the base64 text at 60 columns; clients must tolerate the newlines.
-        lines = [encoded[i : i + 60] for i in range(0, len(encoded), 60)]
-        body.update({"encoding": "base64", "content": "".join(line + "\n" for line in lines)})
-        return body
+        return "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
 
     def content_item(self, repo: Repo, entry: TreeEntry, ref: str) -> dict[str, Any]:
         return self._content_item(repo, entry, ref)

@@ -33,6 +33,7 @@ class RepoRoutes:
             route(ctx, base + "/contents", self.get_contents, ["GET"]),
             route(ctx, base + "/contents/{path:path}", self.get_contents, ["GET"]),
             route(ctx, base + "/git/trees/{sha:path}", self.get_tree, ["GET"]),
+            route(ctx, base + "/git/blobs/{sha}", self.get_blob, ["GET"]),
             route(ctx, base + "/git/ref/{ref:path}", self.get_ref, ["GET"]),
             route(ctx, base + "/git/matching-refs/{ref:path}", self.matching_refs, ["GET"]),
             route(ctx, base + "/git/refs", self.create_ref, ["POST"]),
@@ -80,6 +81,12 @@ class RepoRoutes:
         recursive = (req.query("recursive") or "") not in ("", "0", "false")
         entries = git.ls_tree(tree_sha, recursive=recursive)
         return json_response(self.ctx.shapes.tree(req.repo, tree_sha, entries))
+
+    async def get_blob(self, req: ApiRequest) -> Response:
+        sha = req.params["sha"]
+        if req.git.object_type(sha) != "blob":
+            raise not_found()
+        return json_response(self.ctx.shapes.blob(req.repo, sha, req.git.read_blob(sha)))
 
     async def get_ref(self, req: ApiRequest) -> Response:
         ref = "refs/" + req.params["ref"]

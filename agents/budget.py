@@ -1,4 +1,4 @@
-"""Per-task spending limits (tokens, dollars, model turns, wall time) and what has been spent so far.
+"""Per-task spending limits (tokens, dollars, model turns, wall time) and what was spent so far.
 
 One `Budget` follows a task through every model call its agents make. `LLMClient.create` checks it
 before each call and records each call's usage after it, so a limit stops the work at the next call
@@ -112,7 +112,8 @@ class Budget:
             )
         if self.max_seconds is not None and self.elapsed_s >= self.max_seconds:
             raise BudgetExceeded(
-                LIMIT_WALL_TIME, f"{self.elapsed_s:.1f} s elapsed of {self.max_seconds:.1f} s allowed"
+                LIMIT_WALL_TIME,
+                f"{self.elapsed_s:.1f} s elapsed of {self.max_seconds:.1f} s allowed",
             )
 
     def record(self, usage: TokenUsage, cost_usd: float) -> None:

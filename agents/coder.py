@@ -220,7 +220,9 @@ class _CodingTools:
         title = ""
         if isinstance(step, int) and 1 <= step <= len(self._plan.steps):
             title = f"Plan step {step}: {self._plan.steps[step - 1].title}"
-        sha = await self.commit(commit_message(message, title, issue_number=self._plan.issue_number))
+        sha = await self.commit(
+            commit_message(message, title, issue_number=self._plan.issue_number)
+        )
         if sha is None:
             return ToolOutput("Nothing to commit: no file changed since the last commit.")
         return ToolOutput(f"Committed {sha[:12]}: {message}")
@@ -236,7 +238,9 @@ class _CodingTools:
         self.gate_results = results
         return results
 
-    async def _finish(self, result: ToolResultLike, tool_input: Mapping[str, Any]) -> ToolResultLike:
+    async def _finish(
+        self, result: ToolResultLike, tool_input: Mapping[str, Any]
+    ) -> ToolResultLike:
         self.summary = str(tool_input.get("summary") or result.content).strip()
         results = await self.run_gates()
         if not all(r.ok for r in results) and self.gate_failures < self._max_gate_retries:
@@ -246,8 +250,14 @@ class _CodingTools:
                 "then call finish again.\n\n" + gate_report(results),
                 is_error=True,
             )
-        subject = self.summary.splitlines()[0] if self.summary else f"Implement #{self._plan.issue_number}"
-        await self.commit(commit_message(subject, self.summary, issue_number=self._plan.issue_number))
+        subject = (
+            self.summary.splitlines()[0]
+            if self.summary
+            else f"Implement #{self._plan.issue_number}"
+        )
+        await self.commit(
+            commit_message(subject, self.summary, issue_number=self._plan.issue_number)
+        )
         return ToolOutput(f"{result.content}\n\n{gate_report(results)}".strip(), finished=True)
 
 
@@ -339,13 +349,12 @@ class Coder:
         await tools.commit(message)
 
     def system_blocks(self, repo_context: str) -> list[Block]:
-        """Instructions, then the repository context (the last block: the cached prefix ends there)."""
+        """Instructions, then the repository context (last block: the cache prefix ends there)."""
         context = repo_context.strip()
         if len(context) > _MAX_REPO_CONTEXT_CHARS:
             context = truncate_middle(context, _MAX_REPO_CONTEXT_CHARS)
-        text = (
-            "# Repository context\n\n"
-            + (wrap_untrusted(context, source="repository context") if context else "(none given)")
+        text = "# Repository context\n\n" + (
+            wrap_untrusted(context, source="repository context") if context else "(none given)"
         )
         return [{"type": "text", "text": SYSTEM_PROMPT}, {"type": "text", "text": text}]
 

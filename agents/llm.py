@@ -78,7 +78,7 @@ class LLMCall:
         ]
 
     def as_message(self) -> MessageParam:
-        """The assistant turn to append to the conversation (thinking blocks included, unchanged)."""
+        """The assistant turn to append to the conversation (thinking blocks kept unchanged)."""
         return {"role": "assistant", "content": list(self.content)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,8 +241,8 @@ class LLMClient:
             )
         except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as error:
             raise LLMUnavailable(
-                f"Anthropic rejected the API key (HTTP {error.status_code}): check ANTHROPIC_API_KEY "
-                "and the key's workspace permissions in the Anthropic console."
+                f"Anthropic rejected the API key (HTTP {error.status_code}): check "
+                "ANTHROPIC_API_KEY and the key's workspace permissions in the Anthropic console."
             ) from error
         except anthropic.APIStatusError as error:
             raise LLMError(

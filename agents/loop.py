@@ -245,11 +245,14 @@ class _Run:
             return await self.tools.call(use.name, use.input)
         except Exception as error:  # a broken tool must not end the task: the model can adapt
             logger.warning("tool %s raised", use.name, exc_info=True)
-            return ToolOutput(f"tool {use.name} failed: {type(error).__name__}: {error}", is_error=True)
+            return ToolOutput(
+                f"tool {use.name} failed: {type(error).__name__}: {error}", is_error=True
+            )
 
     async def _emit(self) -> None:
         if self.on_step is not None:
-            await self.on_step(self.trajectory)
+            # A copy: the caller may store it later, after the loop has appended more steps.
+            await self.on_step(list(self.trajectory))
 
     async def _stop(
         self, reason: str, detail: str, finished_by: FinishedBy | None = None

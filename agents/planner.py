@@ -20,7 +20,7 @@ from typing import Any
 
 from agents.budget import Budget, TokenUsage
 from agents.llm import Block, LLMClient
-from agents.loop import OnStep, ToolLoop, ToolOutput, Tools, ToolResultLike
+from agents.loop import OnStep, ToolLoop, ToolOutput, ToolResultLike, Tools
 from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
 
 READ_ONLY_TOOLS: tuple[str, ...] = ("list_files", "read_file", "search", "find_symbol")
@@ -49,9 +49,12 @@ SUBMIT_PLAN_TOOL: Mapping[str, Any] = {
             "questions": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "Specific questions for the issue author (when clarification is needed).",
+                "description": "Specific questions for the author, if clarification is needed.",
             },
-            "goal": {"type": "string", "description": "What the change achieves, in one or two sentences."},
+            "goal": {
+                "type": "string",
+                "description": "What the change achieves, in one or two sentences.",
+            },
             "why": {"type": "string", "description": "The user value or problem it solves."},
             "context": {
                 "type": "array",
@@ -60,7 +63,10 @@ SUBMIT_PLAN_TOOL: Mapping[str, Any] = {
                     "type": "object",
                     "properties": {
                         "path": {"type": "string", "description": "File path or URL."},
-                        "reason": {"type": "string", "description": "Why it matters for this change."},
+                        "reason": {
+                            "type": "string",
+                            "description": "Why it matters for this change.",
+                        },
                     },
                     "required": ["path", "reason"],
                 },
@@ -81,7 +87,7 @@ SUBMIT_PLAN_TOOL: Mapping[str, Any] = {
             "validation_gates": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "Shell commands that must pass (tests, linters), beyond the configured ones.",
+                "description": "Commands that must pass (tests, linters) besides configured ones.",
             },
             "success_criteria": {"type": "array", "items": {"type": "string"}},
             "failure_recovery": {
@@ -212,7 +218,8 @@ class PlanResult:
                     f"The plan is missing: {', '.join(missing)}. Submit a complete plan, or set "
                     "needs_clarification with questions."
                 )
-        raw_estimate = data.get("estimate") if isinstance(data.get("estimate"), Mapping) else {}
+        raw = data.get("estimate")
+        raw_estimate: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
         size = _text(raw_estimate.get("size")).upper()
         complexity = _text(raw_estimate.get("complexity")).lower()
         estimate = Estimate(
@@ -248,7 +255,9 @@ class PlanResult:
             "goal": self.goal,
             "why": self.why,
             "context": [{"path": c.path, "reason": c.reason} for c in self.context],
-            "steps": [{"title": s.title, "details": s.details, "files": list(s.files)} for s in self.steps],
+            "steps": [
+                {"title": s.title, "details": s.details, "files": list(s.files)} for s in self.steps
+            ],
             "validation_gates": list(self.validation_gates),
             "success_criteria": list(self.success_criteria),
             "failure_recovery": list(self.failure_recovery),
@@ -269,9 +278,14 @@ class PlanResult:
             title=str(data.get("title", "")),
             goal=str(data.get("goal", "")),
             why=str(data.get("why", "")),
-            context=[ContextRef(path=c["path"], reason=c.get("reason", "")) for c in data.get("context", [])],
+            context=[
+                ContextRef(path=c["path"], reason=c.get("reason", ""))
+                for c in data.get("context", [])
+            ],
             steps=[
-                PlanStep(title=s["title"], details=s.get("details", ""), files=tuple(s.get("files", ())))
+                PlanStep(
+                    title=s["title"], details=s.get("details", ""), files=tuple(s.get("files", ()))
+                )
                 for s in data.get("steps", [])
             ],
             validation_gates=list(data.get("validation_gates", [])),
@@ -307,7 +321,9 @@ class PlanResult:
         lines += [f"- `{_code(c.path)}`: {c.reason}" for c in self.context] or ["- (none needed)"]
         lines += ["", "### Implementation steps", ""]
         for i, step in enumerate(self.steps, 1):
-            files = f" (files: {', '.join(f'`{_code(f)}`' for f in step.files)})" if step.files else ""
+            files = (
+                f" (files: {', '.join(f'`{_code(f)}`' for f in step.files)})" if step.files else ""
+            )
             lines.append(f"- [ ] **{i}. {_one_line(step.title)}**{files}")
             if step.details:
                 lines += [f"  {line}" if line else "" for line in step.details.splitlines()]
@@ -319,7 +335,9 @@ class PlanResult:
         lines += [f"- {_one_line(r)}" for r in self.failure_recovery] or ["- (none stated)"]
         lines += ["", "### Estimate", ""]
         estimate = f"Size **{self.estimate.size}**, complexity **{self.estimate.complexity}**"
-        lines.append(f"{estimate}: {self.estimate.rationale}" if self.estimate.rationale else estimate)
+        lines.append(
+            f"{estimate}: {self.estimate.rationale}" if self.estimate.rationale else estimate
+        )
         return "\n".join(lines) + "\n"
 
     def for_coder(self) -> str:
@@ -328,13 +346,15 @@ class PlanResult:
 
 
 def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    # The model's text is sanitised too: an injected issue could ask it to hide instructions
+    # (an HTML comment, invisible characters) in the plan that the coder later follows.
+    return sanitize(value).strip() if isinstance(value, str) else ""
 
 
 def _strings(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
-    return [item.strip() for item in value if isinstance(item, str) and item.strip()]
+    return [text for text in (_text(item) for item in value) if text]
 
 
 def _one_line(text: str) -> str:
@@ -388,7 +408,9 @@ def render_file_tree(paths: Sequence[str], *, max_entries: int = 400) -> str:
 class _PlanningTools:
     """Read-only repository tools (if a checkout is given) plus `submit_plan`."""
 
-    def __init__(self, repo_tools: Tools | None, allowed: Sequence[str], issue: Issue, gates: Sequence[str]) -> None:
+    def __init__(
+        self, repo_tools: Tools | None, allowed: Sequence[str], issue: Issue, gates: Sequence[str]
+    ) -> None:
         self._repo_tools = repo_tools
         self._issue = issue
         self._gates = gates
@@ -407,19 +429,31 @@ class _PlanningTools:
     async def call(self, name: str, tool_input: Mapping[str, Any]) -> ToolResultLike:
         if name == SUBMIT_PLAN_TOOL["name"]:
             try:
-                self.plan = PlanResult.from_submission(tool_input, issue=self._issue, configured_gates=self._gates)
+                self.plan = PlanResult.from_submission(
+                    tool_input, issue=self._issue, configured_gates=self._gates
+                )
             except InvalidPlan as problem:
                 return ToolOutput(str(problem), is_error=True)
             return ToolOutput("Plan received.", finished=True)
         if name in self._allowed and self._repo_tools is not None:
             return await self._repo_tools.call(name, tool_input)
-        return ToolOutput(f"Unknown or unavailable tool {name!r} (the planner is read-only).", is_error=True)
+        return ToolOutput(
+            f"Unknown or unavailable tool {name!r} (the planner is read-only).", is_error=True
+        )
 
 
 class PlanningFailed(RuntimeError):
     """The model never submitted a usable plan; carries what the attempt cost."""
 
-    def __init__(self, stop_reason: str, detail: str, *, usage: TokenUsage, cost_usd: float, trajectory: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        stop_reason: str,
+        detail: str,
+        *,
+        usage: TokenUsage,
+        cost_usd: float,
+        trajectory: list[dict[str, Any]],
+    ) -> None:
         super().__init__(f"planning stopped ({stop_reason}): {detail}")
         self.stop_reason = stop_reason
         self.detail = detail
@@ -452,7 +486,9 @@ class Planner:
     ) -> PlanResult:
         """Plan `issue`. Raises PlanningFailed (budget, refusal, no submission) with its cost."""
         planning_tools = _PlanningTools(tools, self.read_only_tools, issue, gates)
-        loop = ToolLoop(self.llm, max_turns=self.max_turns, max_tokens=self.max_tokens, model=self.model)
+        loop = ToolLoop(
+            self.llm, max_turns=self.max_turns, max_tokens=self.max_tokens, model=self.model
+        )
         result = await loop.run(
             system=self.system_blocks(repository=repository, repo_files=repo_files, gates=gates),
             messages=[
@@ -484,21 +520,25 @@ class Planner:
         plan.trajectory = result.trajectory
         return plan
 
-    def system_blocks(self, *, repository: str, repo_files: Sequence[str], gates: Sequence[str]) -> list[Block]:
-        """Instructions, then the repository context (the last block: the cached prefix ends there)."""
+    def system_blocks(
+        self, *, repository: str, repo_files: Sequence[str], gates: Sequence[str]
+    ) -> list[Block]:
+        """Instructions, then the repository context (last block: the cache prefix ends there)."""
         tree = render_file_tree(repo_files, max_entries=self.max_tree_entries)
         gate_lines = "\n".join(f"- {sanitize(g)}" for g in gates) or "- (none configured)"
         context = (
             f"# Repository {sanitize(repository) or '(unnamed)'}\n\n"
             f"## Validation gates configured for this repository\n{gate_lines}\n\n"
-            f"## Files\n{wrap_untrusted(tree or '(empty repository)', source='repository file tree')}"
+            "## Files\n"
+            + wrap_untrusted(tree or "(empty repository)", source="repository file tree")
         )
         return [{"type": "text", "text": SYSTEM_PROMPT}, {"type": "text", "text": context}]
 
     def request_text(self, *, issue: Issue, knowledge: str, guidance: str, can_read: bool) -> str:
         comments = list(issue.comments)[-_MAX_COMMENTS:]
         parts = [
-            f"Plan the implementation of issue #{issue.number}, opened by @{sanitize(issue.author)}.",
+            f"Plan the implementation of issue #{issue.number}, "
+            f"opened by @{sanitize(issue.author)}.",
             "",
             "## Issue title",
             wrap_untrusted(issue.title, source="issue title"),
@@ -508,19 +548,32 @@ class Planner:
         ]
         if comments:
             omitted = len(issue.comments) - len(comments)
-            parts += ["", f"## Discussion ({len(issue.comments)} comments" + (f", the first {omitted} omitted)" if omitted else ")")]
+            parts += [
+                "",
+                f"## Discussion ({len(issue.comments)} comments"
+                + (f", the first {omitted} omitted)" if omitted else ")"),
+            ]
             for comment in comments:
-                parts.append(wrap_untrusted(_clip(comment.body, _MAX_COMMENT_CHARS), source=f"comment by @{comment.author}"))
+                parts.append(
+                    wrap_untrusted(
+                        _clip(comment.body, _MAX_COMMENT_CHARS),
+                        source=f"comment by @{comment.author}",
+                    )
+                )
         parts += ["", "## Knowledge context", ""]
         if knowledge.strip():
             parts += [
-                "Retrieved from this repository's knowledge base (code, earlier plans, review lessons):",
+                "From this repository's knowledge base (code, earlier plans, review lessons):",
                 wrap_untrusted(_clip(knowledge, _MAX_KNOWLEDGE_CHARS), source="knowledge base"),
             ]
         else:
             parts.append("(no knowledge context is available for this repository yet)")
         if guidance.strip():
-            parts += ["", "## Guidance from the maintainer who requested this plan", sanitize(guidance).strip()]
+            parts += [
+                "",
+                "## Guidance from the maintainer who requested this plan",
+                sanitize(guidance).strip(),
+            ]
         parts += [
             "",
             "Read the repository with the tools if you need to, then call submit_plan."

@@ -97,7 +97,7 @@ _CONTEXT_SUFFIX = re.compile(r"\[[^\]]*\]$")
 
 
 def price_for(model: str, prices: Mapping[str, ModelPrice] = PRICES) -> ModelPrice:
-    """The price of `model`: exact id, then the id without its date or `[1m]` suffix, else default."""
+    """The price of `model` by id, ignoring a date or `[1m]` suffix; DEFAULT_PRICE if unknown."""
     name = _CONTEXT_SUFFIX.sub("", model.strip().lower())
     name = _DATE_SUFFIX.sub("", name)
     return prices.get(name, DEFAULT_PRICE)

@@ -114,18 +114,36 @@ class _Unit:
 def _units(body: Json) -> list[_Unit]:
     units: list[_Unit] = []
     for tool in body.get("tools") or []:
-        units.append(_Unit(canonical(_without_marker(tool)), count_tokens(_without_marker(tool)), "cache_control" in tool))
+        units.append(
+            _Unit(
+                canonical(_without_marker(tool)),
+                count_tokens(_without_marker(tool)),
+                "cache_control" in tool,
+            )
+        )
     system = body.get("system")
     if isinstance(system, str):
         system = [{"type": "text", "text": system}]
     for block in system or []:
-        units.append(_Unit(canonical(_without_marker(block)), count_tokens(_without_marker(block)), "cache_control" in block))
+        units.append(
+            _Unit(
+                canonical(_without_marker(block)),
+                count_tokens(_without_marker(block)),
+                "cache_control" in block,
+            )
+        )
     for message in body["messages"]:
         content = message["content"]
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         for block in blocks:
             plain = _without_marker(block)
-            units.append(_Unit(message["role"] + canonical(plain), count_tokens(plain), "cache_control" in block))
+            units.append(
+                _Unit(
+                    message["role"] + canonical(plain),
+                    count_tokens(plain),
+                    "cache_control" in block,
+                )
+            )
     return units
 
 
@@ -137,52 +155,69 @@ def _validate(body: Json) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages: at least one message is required")
-    for tool in body.get("tools") or []:
+    _validate_tools(body.get("tools") or [])
+    _validate_messages(messages)
+    markers = sum(unit.marked for unit in _units(body))
+    if markers > _MAX_CACHE_MARKERS:
+        raise InvalidRequest(
+            f"A maximum of {_MAX_CACHE_MARKERS} blocks with cache_control may be provided. "
+            f"Found {markers}."
+        )
+
+
+def _validate_tools(tools: list[Json]) -> None:
+    for tool in tools:
         if not _TOOL_NAME.match(str(tool.get("name", ""))):
             raise InvalidRequest(f"tools: invalid tool name {tool.get('name')!r}")
         schema = tool.get("input_schema")
         if not isinstance(schema, dict) or schema.get("type") != "object":
-            raise InvalidRequest(f"tools.{tool.get('name')}.input_schema: must be a JSON schema object")
-    markers = 0
-    expected_role = "user"
+            raise InvalidRequest(
+                f"tools.{tool.get('name')}.input_schema: must be a JSON schema object"
+            )
+
+
+def _validate_messages(messages: list[Json]) -> None:
     pending_tool_ids: list[str] = []
     for index, message in enumerate(messages):
         role = message.get("role")
-        if role != expected_role:
-            raise InvalidRequest(f"messages.{index}: roles must alternate user/assistant, starting with user")
+        if role != ("user" if index % 2 == 0 else "assistant"):
+            raise InvalidRequest(
+                f"messages.{index}: roles must alternate user/assistant, starting with user"
+            )
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if not blocks:
             raise InvalidRequest(f"messages.{index}: content must not be empty")
-        for block in blocks:
-            markers += "cache_control" in block
-            if block.get("type") == "text" and not str(block.get("text", "")).strip():
-                raise InvalidRequest(f"messages.{index}: text content blocks must be non-empty")
-        if pending_tool_ids:
-            answered = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
-            leading = [b.get("type") for b in blocks[: len(pending_tool_ids)]]
-            if sorted(answered) != sorted(pending_tool_ids) or set(leading) != {"tool_result"}:
-                raise InvalidRequest(
-                    f"messages.{index}: `tool_use` ids were found without `tool_result` blocks "
-                    f"immediately after: {pending_tool_ids}. Each `tool_use` block must have a "
-                    "corresponding `tool_result` block in the next message, placed first."
-                )
-        elif any(b.get("type") == "tool_result" for b in blocks):
+        if any(b.get("type") == "text" and not str(b.get("text", "")).strip() for b in blocks):
+            raise InvalidRequest(f"messages.{index}: text content blocks must be non-empty")
+        _check_tool_results(index, blocks, pending_tool_ids)
+        pending_tool_ids = (
+            [b["id"] for b in blocks if b.get("type") == "tool_use"] if role == "assistant" else []
+        )
+
+
+def _check_tool_results(index: int, blocks: list[Json], pending_tool_ids: list[str]) -> None:
+    """Every tool_use must be answered first thing in the next user turn, and nothing else."""
+    answered = [str(b.get("tool_use_id")) for b in blocks if b.get("type") == "tool_result"]
+    if not pending_tool_ids:
+        if answered:
             raise InvalidRequest(f"messages.{index}: unexpected `tool_result` block")
-        pending_tool_ids = [b["id"] for b in blocks if b.get("type") == "tool_use"] if role == "assistant" else []
-        expected_role = "assistant" if role == "user" else "user"
-    system = body.get("system")
-    for block in ([] if isinstance(system, str) else system or []):
-        markers += "cache_control" in block
-    markers += sum("cache_control" in tool for tool in body.get("tools") or [])
-    if markers > _MAX_CACHE_MARKERS:
-        raise InvalidRequest(f"A maximum of {_MAX_CACHE_MARKERS} blocks with cache_control may be provided. Found {markers}.")
+        return
+    leading = {b.get("type") for b in blocks[: len(pending_tool_ids)]}
+    if sorted(answered) != sorted(pending_tool_ids) or leading != {"tool_result"}:
+        raise InvalidRequest(
+            f"messages.{index}: `tool_use` ids were found without `tool_result` blocks "
+            f"immediately after: {pending_tool_ids}. Each `tool_use` block must have a "
+            "corresponding `tool_result` block in the next message, placed first."
+        )
 
 
 class FakeAnthropic:
     """The fake API. `requests` holds every request body (parsed), `responses` every reply sent."""
 
-    def __init__(self, script: Iterable[ScriptItem] = (), *, min_cacheable_tokens: int = 1024) -> None:
+    def __init__(
+        self, script: Iterable[ScriptItem] = (), *, min_cacheable_tokens: int = 1024
+    ) -> None:
         self._script: Iterator[ScriptItem] = iter(script)
         self.min_cacheable_tokens = min_cacheable_tokens
         self.requests: list[Json] = []
@@ -199,7 +234,9 @@ class FakeAnthropic:
 
     # The protocol -----------------------------------------------------------------------------
 
-    def handle(self, raw_body: bytes, headers: Mapping[str, str]) -> tuple[int, Json, dict[str, str]]:
+    def handle(
+        self, raw_body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, Json, dict[str, str]]:
         with self._lock:
             text_body = raw_body.decode("utf-8")
             self.request_texts.append(text_body)
@@ -213,20 +250,33 @@ class FakeAnthropic:
             item = next(self._script, None)
             if item is None:
                 return self._error(
-                    400, "invalid_request_error",
+                    400,
+                    "invalid_request_error",
                     f"FakeAnthropic: script exhausted after {len(self.responses)} replies",
                 )
             reply = item(body) if callable(item) else item
             if reply.status != 200:
-                return self._error(reply.status, reply.error_type, reply.error_message, dict(reply.headers))
+                return self._error(
+                    reply.status, reply.error_type, reply.error_message, dict(reply.headers)
+                )
             response = self._message(body, reply)
             self.responses.append(response)
-            return 200, response, {"request-id": f"req_fake_{len(self.responses):04d}", **reply.headers}
+            return (
+                200,
+                response,
+                {"request-id": f"req_fake_{len(self.responses):04d}", **reply.headers},
+            )
 
-    def _error(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> tuple[int, Json, dict[str, str]]:
+    def _error(
+        self, status: int, kind: str, message: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, Json, dict[str, str]]:
         body = {"type": "error", "error": {"type": kind, "message": message}}
         self.responses.append({"status": status, **body})
-        return status, body, {"x-should-retry": "true" if status in (429, 529) else "false", **(headers or {})}
+        return (
+            status,
+            body,
+            {"x-should-retry": "true" if status in (429, 529) else "false", **(headers or {})},
+        )
 
     def _message(self, body: Json, reply: Reply) -> Json:
         content = []
@@ -260,7 +310,11 @@ class FakeAnthropic:
         markers = [i for i, unit in enumerate(units) if unit.marked]
         cacheable = [i for i in markers if cumulative[i] >= self.min_cacheable_tokens]
         if not cacheable:
-            return {"input_tokens": total, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+            return {
+                "input_tokens": total,
+                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": 0,
+            }
         candidates = {j for i in markers for j in range(max(0, i - _LOOKBACK_BLOCKS + 1), i + 1)}
         hits = [j for j in candidates if hashes[j] in self._cache]
         read = cumulative[max(hits)] if hits else 0
@@ -279,7 +333,13 @@ class FakeAnthropic:
 
         def handler(request: httpx2.Request) -> httpx2.Response:
             if request.method != "POST" or request.url.path != "/v1/messages":
-                return httpx2.Response(404, json={"type": "error", "error": {"type": "not_found_error", "message": "not found"}})
+                return httpx2.Response(
+                    404,
+                    json={
+                        "type": "error",
+                        "error": {"type": "not_found_error", "message": "not found"},
+                    },
+                )
             status, payload, headers = self.handle(request.content, dict(request.headers))
             return httpx2.Response(status, json=payload, headers=headers)
 
@@ -302,7 +362,9 @@ class FakeAnthropic:
         """Serve the fake on a loopback port in a thread; yields the base URL for the SDK."""
         import uvicorn
 
-        config = uvicorn.Config(self.asgi_app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        config = uvicorn.Config(
+            self.asgi_app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off"
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="fake-anthropic", daemon=True)
         thread.start()

@@ -1,0 +1,231 @@
+"""How much of the coder's prompt is a cacheable prefix, over a 10-turn loop.
+
+Runs the real `Coder` (real `CoderTools`, the local sandbox, real git commits) on a copy of a real
+mid-size Python project (sqlalchemy, from this venv), with a realistic repository context in the
+system prompt: the project's file tree plus the kind of symbol summaries the knowledge retriever
+supplies. The model is the scripted fake Messages API driven through the real anthropic SDK; it
+computes cache reads and writes from the cache markers the requests carry.
+
+Prints, summed over the turns:
+- the share of prompt tokens in the stable prefix (tool definitions + system prompt, byte-identical
+  on every turn),
+- the share of prompt tokens served from the cache (stable prefix plus the conversation so far,
+  thanks to the moving marker on the last message),
+- the dollar cost with caching versus the same prompts without it.
+
+    .venv/bin/python benchmarks/prompt_cache.py [--model claude-sonnet-4-5] [--project sqlalchemy]
+        [--turns 10] [--knowledge-chars 24000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx2  # noqa: E402
+
+from agents.budget import Budget, TokenUsage  # noqa: E402
+from agents.coder import Coder  # noqa: E402
+from agents.llm import LLMClient  # noqa: E402
+from agents.planner import Estimate, PlanResult, PlanStep, render_file_tree  # noqa: E402
+from agents.pricing import price_for  # noqa: E402
+from agents.sandbox import make_sandbox  # noqa: E402
+from agents.tools import CoderTools  # noqa: E402
+from tests.fakeanthropic import FakeAnthropic, count_tokens, tool_call  # noqa: E402
+
+KNOWLEDGE_CHARS = 24_000
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def copy_project(name: str, dest: Path) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise SystemExit(f"package {name!r} is not installed")
+    source = Path(spec.origin).parent
+    repo = dest / "repo"
+    shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (repo / ".gitignore").write_text("__pycache__/\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "bench@example.com")
+    git(repo, "config", "user.name", "bench")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Import")
+    return repo
+
+
+def symbol_summaries(repo: Path, limit: int) -> str:
+    """Signatures with first docstring lines, the shape of what the knowledge retriever returns."""
+    lines: list[str] = []
+    for path in sorted(repo.rglob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        rel = path.relative_to(repo)
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                doc = (ast.get_docstring(node) or "").strip().splitlines()
+                lines.append(f"{rel}:{node.lineno} {node.name}: {doc[0] if doc else ''}")
+        if sum(len(line) + 1 for line in lines) > limit:
+            break
+    return "\n".join(lines)[:limit]
+
+
+def pick_files(repo: Path) -> tuple[str, str, str]:
+    """Two real modules to read (the second the longest) and a symbol defined in the first."""
+    modules = sorted(
+        (p for p in repo.rglob("*.py") if len(p.read_text(encoding="utf-8").splitlines()) > 150),
+        key=lambda p: str(p),
+    )
+    first = modules[0]
+    second = max(modules[1:], key=lambda p: len(p.read_text(encoding="utf-8").splitlines()))
+    tree = ast.parse(first.read_text(encoding="utf-8"))
+    function = next(n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef))
+    return str(first.relative_to(repo)), str(second.relative_to(repo)), function
+
+
+def stable_prefix_tokens(request: dict[str, Any]) -> int:
+    def plain(block: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in block.items() if k != "cache_control"}
+
+    return sum(count_tokens(plain(t)) for t in request.get("tools", [])) + sum(
+        count_tokens(plain(b)) for b in request.get("system", [])
+    )
+
+
+async def run(model: str, project: str, turns: int, knowledge_chars: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = copy_project(project, Path(tmp))
+        files = git(repo, "ls-files").splitlines()
+        context = (
+            f"## File tree\n{render_file_tree(files)}\n\n"
+            f"## Knowledge context\n{symbol_summaries(repo, knowledge_chars)}"
+        )
+        first, second, symbol = pick_files(repo)
+        gate = f"{sys.executable} -m py_compile {first}"
+        script = [
+            tool_call("list_files", {"path": project, "depth": 1}),
+            tool_call("search", {"pattern": f"def {symbol}|class {symbol}", "glob": "*.py"}),
+            tool_call("read_file", {"path": first, "max_lines": 150}),
+            tool_call("find_symbol", {"name": symbol}),
+            tool_call("read_file", {"path": second, "max_lines": 120}),
+            # Longer sessions read more of the code before changing it.
+            *[
+                tool_call(
+                    "read_file", {"path": second, "start_line": 121 + 60 * i, "max_lines": 60}
+                )
+                for i in range(max(0, turns - 10))
+            ],
+            tool_call(
+                "create_file",
+                {"path": f"{project}/_bench_note.py", "content": '"""Benchmark note."""\n'},
+            ),
+            tool_call("complete_step", {"step": 1, "message": "Add a note module"}),
+            tool_call("run_command", {"command": gate}),
+            tool_call("read_file", {"path": f"{project}/_bench_note.py"}),
+            tool_call("finish", {"summary": "Added a note module; it compiles."}),
+        ]
+        plan = PlanResult(
+            issue_number=1,
+            title="Add a note module",
+            goal="Add a small module documenting the benchmark.",
+            steps=[PlanStep(title="Add the module", details="Create it and compile it.")],
+            validation_gates=[gate],
+            estimate=Estimate(size="XS", complexity="low"),
+        )
+        fake = FakeAnthropic(script)
+        sandbox = make_sandbox("local", workspace_root=Path(tmp))
+
+        async def commit(message: str) -> str | None:
+            git(repo, "add", "-A")
+            if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=repo).returncode == 0:
+                return None
+            git(repo, "commit", "-q", "-m", message)
+            return git(repo, "rev-parse", "HEAD")
+
+        async with httpx2.AsyncClient(transport=fake.transport()) as http:
+            llm = LLMClient(api_key="sk-ant-benchmark", model=model, http_client=http)
+            result = await Coder(llm).implement(
+                workdir=repo,
+                plan=plan,
+                tools=CoderTools(repo, sandbox),
+                gates=[gate],
+                sandbox=sandbox,
+                budget=Budget(),
+                commit=commit,
+                repo_context=context,
+            )
+    if not result.finished:
+        raise SystemExit(f"the scripted run did not finish: {result.stop_reason}")
+    usages = fake.usages()
+    prompts = [
+        u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"]
+        for u in usages
+    ]
+    prefixes = [stable_prefix_tokens(r) for r in fake.requests]
+    identical = len({json.dumps([r["system"], r["tools"]]) for r in fake.requests}) == 1
+    price = price_for(model)
+    uncached = sum(
+        price.cost_usd(TokenUsage(input_tokens=p, output_tokens=u["output_tokens"]))
+        for p, u in zip(prompts, usages, strict=True)
+    )
+    return {
+        "model": model,
+        "project": project,
+        "turns": len(usages),
+        "repository_context_chars": len(context),
+        "stable_prefix_tokens": prefixes[0],
+        "prefix_byte_identical_on_every_turn": identical,
+        "prompt_tokens_per_turn": prompts,
+        "stable_prefix_share": sum(prefixes) / sum(prompts),
+        "cache_read_share": sum(u["cache_read_input_tokens"] for u in usages) / sum(prompts),
+        "cost_usd_with_cache": result.cost_usd,
+        "cost_usd_without_cache": uncached,
+        "commits": len(result.commits),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="claude-sonnet-4-5")
+    parser.add_argument(
+        "--project", default="sqlalchemy", help="an installed package to use as the repository"
+    )
+    parser.add_argument("--turns", type=int, default=10, help="model turns (at least 10)")
+    parser.add_argument(
+        "--knowledge-chars", type=int, default=KNOWLEDGE_CHARS, help="size of the knowledge context"
+    )
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.model, args.project, args.turns, args.knowledge_chars))
+    print(f"model {figures['model']}, a copy of {figures['project']}, {figures['turns']} turns")
+    print(f"repository context in the system prompt: {figures['repository_context_chars']:,} chars")
+    print(
+        f"stable prefix (tools + system): {figures['stable_prefix_tokens']:,} tokens, "
+        f"byte-identical on every turn: {figures['prefix_byte_identical_on_every_turn']}"
+    )
+    print(f"prompt tokens per turn: {figures['prompt_tokens_per_turn']}")
+    print(f"share of prompt tokens in the stable prefix: {figures['stable_prefix_share']:.1%}")
+    print(f"share of prompt tokens read from the cache:  {figures['cache_read_share']:.1%}")
+    with_cache, without = figures["cost_usd_with_cache"], figures["cost_usd_without_cache"]
+    print(f"cost with caching ${with_cache:.4f} vs without ${without:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -26,6 +26,7 @@ from agents.coordinator import Coordinator
 from agents.lifecycle import Decision, Stage, next_enabled, stage_for_check
 from agents.runtime import CONFIG_ERROR_MARKER, ConfigInvalid, Runtime
 from bot.db import Database, Feature, FeatureState, Installation, Repository, Task
+from bot.github.errors import scrub
 from bot.permissions import LABEL, PermissionChecker
 from bot.repo_config import explain
 
@@ -156,7 +157,7 @@ class EventHandlers:
             marker = _marker("reply", f"{comment_id}:{index}")
             if isinstance(command, CommandError):
                 ok = False
-                message = f"{command.message}\n\n{help_text(available_stages=available)}"
+                message = command.reply_text(available)
                 await gh.upsert_marked_comment(
                     issue_number, marker, f"{marker}\n{format_reply(sender, command.raw_line, message)}"
                 )
@@ -186,7 +187,7 @@ class EventHandlers:
                 except Exception as exc:  # the user must hear about it; the log has the rest
                     log.exception("command %s failed", command.name)
                     ok = False
-                    message = f"that failed: {type(exc).__name__}: {exc}"
+                    message = f"that failed: {scrub(f'{type(exc).__name__}: {exc}')}"
             await gh.upsert_marked_comment(
                 issue_number, marker, f"{marker}\n{format_reply(sender, command.raw_line, message)}"
             )

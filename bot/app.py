@@ -26,9 +26,11 @@ def create_app(settings: Settings, services: Services) -> FastAPI:
     app.include_router(health_router(services))
     try:
         app.include_router(webhook_router(settings=settings, db=services.db, arq=services.redis))
+        app.state.webhooks_enabled = True
     except WebhookSecretMissing as exc:
         log.warning("%s", exc)
         app.include_router(webhooks_disabled_router(str(exc)))
+        app.state.webhooks_enabled = False
     return app
 
 

@@ -18,7 +18,6 @@ from typing import TextIO
 
 import uvicorn
 from arq.worker import Worker
-from fastapi.routing import APIRoute
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -28,6 +27,7 @@ from bot.queue import public_redis_url
 from bot.services import RedisUnavailableError, Services, build_services
 from bot.settings import Settings
 from bot.worker import worker_settings
+from webhooks.ingress import WEBHOOK_PATH
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +129,10 @@ async def _serve(
     tasks: dict[str, asyncio.Task[None]] = {}
     server: _Server | None = None
     worker: Worker | None = None
-    webhook_paths: list[str] = []
+    webhooks_enabled = False
     if roles.http and sock is not None:
         app = create_app(settings, services)
-        if settings.webhook_secret is not None:
-            webhook_paths = [
-                route.path
-                for route in app.routes
-                if isinstance(route, APIRoute) and "POST" in (route.methods or ())
-            ]
+        webhooks_enabled = bool(app.state.webhooks_enabled)
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -155,7 +150,7 @@ async def _serve(
         if server is not None:
             await _until_started(server, tasks["http server"])
         if not stop.is_set():
-            _print_banner(settings, services, roles, sock, webhook_paths, out)
+            _print_banner(settings, services, roles, sock, webhooks_enabled, out)
         done, _ = await asyncio.wait(
             [stopped, *tasks.values()], return_when=asyncio.FIRST_COMPLETED
         )
@@ -204,7 +199,7 @@ def _print_banner(
     services: Services,
     roles: Roles,
     sock: socket.socket | None,
-    webhook_paths: list[str],
+    webhooks_enabled: bool,
     out: TextIO,
 ) -> None:
     lines = ["Agent Factory is running (Ctrl-C to stop)"]
@@ -212,9 +207,9 @@ def _print_banner(
         host, port = sock.getsockname()[:2]
         base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         lines.append(f"  HTTP:      {base}  (GET /healthz, GET /readyz)")
-        for path in webhook_paths:
-            lines.append(f"  Webhooks:  POST {base}{path}")
-        if settings.webhook_secret is None:
+        if webhooks_enabled:
+            lines.append(f"  Webhooks:  POST {base}{WEBHOOK_PATH}")
+        else:
             lines.append("  WARNING:   webhooks are disabled until FACTORY_WEBHOOK_SECRET is set")
     if roles.worker:
         lines.append("  Worker:    consuming jobs from the arq queue")

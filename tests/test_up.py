@@ -37,8 +37,8 @@ def _namespaces_work() -> str | None:
     return None
 
 
-_skip_reason = _namespaces_work()
-pytestmark = pytest.mark.skipif(_skip_reason is not None, reason=_skip_reason or "")
+_no_namespaces = _namespaces_work()
+needs_namespaces = pytest.mark.skipif(_no_namespaces is not None, reason=_no_namespaces or "")
 
 
 def _factory_command() -> list[str]:
@@ -94,6 +94,7 @@ def _get_inside(pid: int, url: str) -> tuple[int, str]:
     return int(status), body.strip()
 
 
+@needs_namespaces
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_up_with_no_environment_serves_and_stops_cleanly(
     tmp_path: Path, stop_signal: signal.Signals
@@ -173,3 +174,37 @@ def test_up_with_a_redis_url_that_does_not_answer_fails_without_embedding(tmp_pa
     assert result.returncode == 1
     assert "FACTORY_REDIS_URL=redis://127.0.0.1:1/0 does not answer" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_a_webhook_secret_prints_the_webhook_url_and_stops_on_sigterm(
+    tmp_path: Path, redis_url: str
+) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "FACTORY_REDIS_URL": redis_url,
+        "FACTORY_PORT": "0",
+        "FACTORY_WEBHOOK_SECRET": "0123456789abcdef0123",
+    }
+    process = subprocess.Popen(
+        [*_factory_command(), "serve", "--migrate"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        banner = _read_banner(process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    assert re.search(r"Webhooks:  POST http://127\.0\.0\.1:\d+/webhooks/github", banner), banner
+    assert "WARNING" not in banner and "Worker:" not in banner
+    assert "0123456789abcdef0123" not in banner

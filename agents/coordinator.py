@@ -689,4 +689,7 @@ def _view(feature: Feature) -> FeatureView:
         plan=feature.plan,
         triggered_by=feature.triggered_by,
         guidance=feature.guidance,
+        cost_usd=feature.cost_usd,
+        tokens=feature.tokens,
+        plan_comment_id=feature.plan_comment_id,
     )

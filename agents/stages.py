@@ -28,6 +28,9 @@ class FeatureView:
     plan: Mapping[str, Any] | None
     triggered_by: str | None
     guidance: str | None = None
+    cost_usd: float = 0.0
+    tokens: int = 0
+    plan_comment_id: int | None = None
 
     @property
     def owner(self) -> str:
@@ -46,6 +49,7 @@ class StepResult:
     details: str = ""
     cost_usd: float = 0.0
     tokens: int = 0
+    plan_comment_id: int | None = None
     trajectory: list[Any] | None = None
     annotations: list[dict[str, Any]] = field(default_factory=list)
 

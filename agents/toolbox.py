@@ -1,0 +1,43 @@
+"""What stage agents work with besides GitHub: the model, sandboxes, clones and knowledge."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.budget import Budget
+from agents.llm import LLMClient
+from agents.sandbox import Sandbox
+from agents.stages import FeatureView
+from agents.workspace import Workspace
+
+# (installation id, clone url) -> an unopened Workspace; the caller enters it.
+WorkspaceFactory = Callable[[int, str], Awaitable[Workspace]]
+# (repository, query) -> markdown context for prompts ("" when nothing is known).
+KnowledgeLookup = Callable[[str, str], Awaitable[str]]
+
+
+@dataclass
+class Toolbox:
+    llm: LLMClient
+    sandbox_for: Callable[[Path], Sandbox]
+    workspace: WorkspaceFactory
+    knowledge: KnowledgeLookup | None = None
+
+    async def context_for(self, repository: str, query: str) -> str:
+        if self.knowledge is None:
+            return ""
+        return await self.knowledge(repository, query)
+
+
+def feature_budget(config: Any, feature: FeatureView) -> Budget:
+    """The run's remaining budget: the repository's limits less what earlier steps spent."""
+    limits = config.budgets
+    return Budget(
+        max_usd=max(0.0, limits.max_usd - feature.cost_usd),
+        max_tokens=max(0, limits.max_tokens - feature.tokens),
+        max_turns=limits.max_turns,
+        max_seconds=limits.max_minutes * 60,
+    )

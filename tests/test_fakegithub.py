@@ -616,3 +616,19 @@ def test_bot_actions_and_pushes_fire_deliveries(fake: FakeGitHub, gh: GitHub[Any
         "octo-org/demo", "feature"
     )
     assert all(d.status == 202 for d in sent)
+
+    fake.deliver_own_events = False
+    gh.rest.issues.create_comment("octo-org", "demo", number, body="quiet")
+    fake.comment("octo-org/demo", number, "loud", user="alice")
+    later = fake.wait_for_deliveries()[len(sent) :]
+    assert [(d.event, d.payload["comment"]["body"]) for d in later] == [("issue_comment", "loud")]
+
+
+def test_deliveries_to_a_url_go_over_http(fake: FakeGitHub) -> None:
+    # The fake's own server stands in for a webhook endpoint: it answers 404 and logs the POST.
+    fake.set_webhook_sink(url=f"{fake.base_url}/hook")
+    number = fake.create_issue("octo-org/demo", "Over HTTP")
+    fake.label_issue("octo-org/demo", number, "factory")
+    [delivery] = fake.wait_for_deliveries()
+    assert delivery.status == 404 and delivery.error is None
+    assert ("POST", "/hook", 404) in [(r.method, r.path, r.status) for r in fake.requests]

@@ -178,6 +178,16 @@ class FakeGitHub:
         self._sink.configure(url, asgi_app)
 
     @property
+    def deliver_own_events(self) -> bool:
+        """Whether the bot's own actions (PRs, pushes, comments it makes) fire webhooks, as on
+        GitHub (default True); switch off to see only what humans do."""
+        return self.events.deliver_own_events
+
+    @deliver_own_events.setter
+    def deliver_own_events(self, value: bool) -> None:
+        self.events.deliver_own_events = value
+
+    @property
     def deliveries(self) -> list[Delivery]:
         return list(self._sink.deliveries)
 

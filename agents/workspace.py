@@ -8,8 +8,8 @@ clone is bounded in size and each git command in time, and the directory is remo
 
 Agents' commands run in the work tree, so they can edit ``.git`` too. Every git command here
 therefore runs with hooks and fsmonitor switched off, and ``.git/config`` is put back to what
-this class wrote before any command that is given the token, so a planted ``insteadOf`` or
-credential helper cannot redirect it.
+this class wrote before each command, so a planted ``insteadOf`` or credential helper cannot
+redirect the token.
 """
 
 from __future__ import annotations

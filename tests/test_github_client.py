@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -53,13 +53,40 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         return await self._inner.handle_async_request(request)
 
 
-@pytest.fixture
-def fake(tmp_path: Path) -> Iterator[FakeGitHub]:
-    fake = FakeGitHub(tmp_path / "github")
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGitHub]:
+    """One fake for the module (starting one costs ~0.5 s); each test makes its own issues
+    and branches, and counts requests and tokens from its own start (``since``)."""
+    fake = FakeGitHub(tmp_path_factory.mktemp("github"))
     fake.add_installation("octo-org")
     fake.create_repo("octo-org", "demo", FILES)
     with serve(fake):
         yield fake
+
+
+@dataclass
+class Since:
+    """What the fake saw from the start of one test."""
+
+    fake: FakeGitHub
+    requests: int
+    minted: int
+
+    def calls(self, method: str, path: str) -> list[int]:
+        """Statuses answered for ``method path`` (path relative to /api/v3)."""
+        return [
+            r.status
+            for r in self.fake.requests[self.requests :]
+            if r.method == method and r.path.endswith(path)
+        ]
+
+    def tokens_minted(self) -> int:
+        return self.fake.tokens_minted - self.minted
+
+
+@pytest.fixture
+def since(fake: FakeGitHub) -> Since:
+    return Since(fake, len(fake.requests), fake.tokens_minted)
 
 
 @pytest.fixture
@@ -103,16 +130,11 @@ async def client(app: GitHubApp) -> RepoClient:
     return await app.repo_client(installation, "octo-org", "demo")
 
 
-def api_calls(fake: FakeGitHub, method: str, path: str) -> list[int]:
-    """Statuses the fake answered for ``method path`` (path relative to /api/v3)."""
-    return [r.status for r in fake.requests if r.method == method and r.path.endswith(path)]
-
-
 # -- App authentication ------------------------------------------------------------------
 
 
 async def test_identity_is_the_apps_bot_account_and_requests_name_the_app(
-    fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
+    since: Since, fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
 ) -> None:
     transport = RecordingTransport()
     app = make_app(fake, redis, key_prefix, user_agent="agent-factory/test", transport=transport)
@@ -132,7 +154,9 @@ async def test_identity_is_the_apps_bot_account_and_requests_name_the_app(
     assert auth[f"/repos/{REPO}"] == "token"
 
 
-async def test_four_workers_share_one_installation_token(fake: FakeGitHub, key_prefix: str) -> None:
+async def test_four_workers_share_one_installation_token(
+    since: Since, fake: FakeGitHub, key_prefix: str
+) -> None:
     # Four workers as four processes would be: their own Redis connection and GitHubApp.
     redis_clients = [aioredis.Redis(host="127.0.0.1", port=6379) for _ in range(4)]
     workers = [make_app(fake, r, key_prefix) for r in redis_clients]
@@ -146,29 +170,29 @@ async def test_four_workers_share_one_installation_token(fake: FakeGitHub, key_p
             await r.aclose()
 
     assert {issue.title for issue in issues} == {"Shared tokens"}
-    assert fake.tokens_minted == 1
-    token_calls = api_calls(fake, "POST", f"/app/installations/{installation}/access_tokens")
+    assert since.tokens_minted() == 1
+    token_calls = since.calls("POST", f"/app/installations/{installation}/access_tokens")
     assert token_calls == [201]
-    issue_calls = api_calls(fake, "GET", f"/repos/{REPO}/issues/{number}")
+    issue_calls = since.calls("GET", f"/repos/{REPO}/issues/{number}")
     assert issue_calls == [200] * 100
 
 
 async def test_token_is_cached_until_five_minutes_before_it_expires(
-    app: GitHubApp, fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
+    since: Since, app: GitHubApp, fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
 ) -> None:
     installation = await app.installation_id_for("octo-org", "demo")
     first = await app.installation_token(installation)
     again = await app.installation_token(installation)
 
     assert again.token == first.token
-    assert fake.tokens_minted == 1
+    assert since.tokens_minted() == 1
     [key] = [k async for k in redis.scan_iter(f"{key_prefix}:*:token")]
     ttl = await redis.pttl(key)
     assert timedelta(minutes=54) < timedelta(milliseconds=ttl) <= timedelta(minutes=55)
 
 
 async def test_rejected_token_is_replaced_and_the_request_succeeds(
-    app: GitHubApp, client: RepoClient, fake: FakeGitHub
+    since: Since, app: GitHubApp, client: RepoClient, fake: FakeGitHub
 ) -> None:
     await client.get_repository()
     installation = await app.installation_id_for("octo-org", "demo")
@@ -177,15 +201,15 @@ async def test_rejected_token_is_replaced_and_the_request_succeeds(
     info = await client.get_repository()
 
     assert info.full_name == REPO
-    assert fake.tokens_minted == 2
-    assert api_calls(fake, "GET", f"/repos/{REPO}") == [200, 401, 200]
+    assert since.tokens_minted() == 2
+    assert since.calls("GET", f"/repos/{REPO}") == [200, 401, 200]
 
 
 @pytest.mark.parametrize(
     ("status", "secondary"), [(429, False), (403, True)], ids=["429", "403-secondary"]
 )
 async def test_rate_limited_request_is_retried_then_succeeds(
-    client: RepoClient, fake: FakeGitHub, status: int, secondary: bool
+    since: Since, client: RepoClient, fake: FakeGitHub, status: int, secondary: bool
 ) -> None:
     number = fake.create_issue(REPO, "Busy")
     fake.fail_next(
@@ -199,11 +223,11 @@ async def test_rate_limited_request_is_retried_then_succeeds(
     issue = await client.get_issue(number)
 
     assert issue.title == "Busy"
-    assert api_calls(fake, "GET", f"/repos/{REPO}/issues/{number}") == [status, 200]
+    assert since.calls("GET", f"/repos/{REPO}/issues/{number}") == [status, 200]
 
 
 async def test_long_rate_limit_wait_is_left_to_the_caller(
-    fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
+    since: Since, fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
 ) -> None:
     app = make_app(fake, redis, key_prefix, retry=default_retry(max_wait=timedelta(seconds=5)))
     installation = await app.installation_id_for("octo-org", "demo")
@@ -215,7 +239,7 @@ async def test_long_rate_limit_wait_is_left_to_the_caller(
         await client.get_issue(number)
 
     assert 50 <= caught.value.retry_after <= 60
-    assert api_calls(fake, "GET", f"/repos/{REPO}/issues/{number}") == [403]
+    assert since.calls("GET", f"/repos/{REPO}/issues/{number}") == [403]
 
 
 async def test_errors_name_the_operation_and_never_the_token(
@@ -300,7 +324,7 @@ async def test_long_comment_is_cut_to_githubs_limit(client: RepoClient, fake: Fa
 
 
 async def test_files_and_trees_at_a_ref(client: RepoClient, fake: FakeGitHub) -> None:
-    sha = fake.push_files(REPO, "feature", {"src/app.py": "changed\n"})
+    sha = fake.push_files(REPO, "feature-files", {"src/app.py": "changed\n"})
 
     config = await client.get_file(".github/workflows/deploy.yml")
     at_main = await client.get_file("src/app.py", ref="main")
@@ -359,18 +383,21 @@ async def test_ensure_pull_request_never_opens_a_second(
 
     assert first.number == second.number == updated.number
     assert first.draft and first.author == BOT_LOGIN
-    assert [p.number for p in fake.pulls(REPO)] == [first.number]
+    opened = [
+        p.number for p in fake.pulls(REPO) if p.pull and p.pull.head_ref == "factory/issue-7-x"
+    ]
+    assert opened == [first.number]
     assert fake.issue(REPO, first.number).body == "Closes #7"
     pull = fake.issue(REPO, first.number).pull
     assert pull is not None and pull.requested_reviewers == ["alice"]
 
 
 async def test_review_comment_outside_the_diff_moves_into_the_body(
-    client: RepoClient, fake: FakeGitHub
+    since: Since, client: RepoClient, fake: FakeGitHub
 ) -> None:
     changed = APP_PY.replace("line 20\n", "line twenty\n")
-    fake.push_files(REPO, "feature", {"src/app.py": changed})
-    pr = fake.open_pr(REPO, "feature", title="Twenty")
+    fake.push_files(REPO, "feature-twenty", {"src/app.py": changed})
+    pr = fake.open_pr(REPO, "feature-twenty", title="Twenty")
 
     review = await client.create_review(
         pr,
@@ -392,7 +419,7 @@ async def test_review_comment_outside_the_diff_moves_into_the_body(
     assert [c.line for c in review.moved_to_body] == [2, 1]
     assert "`src/app.py:2`: Far from the change." in posted.body
     assert "`README.md:1`: Not in this PR." in posted.body
-    assert 422 not in api_calls(fake, "POST", f"/repos/{REPO}/pulls/{pr}/reviews")
+    assert 422 not in since.calls("POST", f"/repos/{REPO}/pulls/{pr}/reviews")
 
     reply = await client.reply_to_review_comment(pr, inline[0].id, "Done.")
     await client.react_to_review_comment(inline[0].id, "rocket")
@@ -441,7 +468,7 @@ def test_commentable_lines_come_from_the_patch_hunks() -> None:
 
 
 async def test_check_run_annotations_go_fifty_per_request(
-    client: RepoClient, fake: FakeGitHub
+    since: Since, client: RepoClient, fake: FakeGitHub
 ) -> None:
     sha = fake.branch_sha(REPO, "main")
     assert sha is not None
@@ -472,9 +499,9 @@ async def test_check_run_annotations_go_fifty_per_request(
     assert (done.status, done.conclusion) == ("completed", "neutral")
     assert found is not None and found.id == run.id
     assert await client.find_check_run("factory/other", sha) is None
-    assert api_calls(fake, "POST", f"/repos/{REPO}/check-runs") == [201]
+    assert since.calls("POST", f"/repos/{REPO}/check-runs") == [201]
     # 70 more of the first 120, then 10 more of the update's 60.
-    assert api_calls(fake, "PATCH", f"/repos/{REPO}/check-runs/{run.id}") == [200] * 4
+    assert since.calls("PATCH", f"/repos/{REPO}/check-runs/{run.id}") == [200] * 4
 
 
 def test_check_action_limits_are_checked_where_it_is_made() -> None:

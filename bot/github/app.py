@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
+from githubkit.config import get_config
 from githubkit.typing import RetryDecisionFunc
 from redis.asyncio import Redis
 
@@ -49,27 +50,24 @@ class GitHubApp:
         self.user_agent = user_agent
         self._redis = redis
         self._prefix = f"{key_prefix.rstrip(':')}:app:{app_id}"
-        self._options = {
-            "base_url": self.base_url,
-            "user_agent": user_agent,
-            "async_transport": transport,
-            "timeout": timeout,
+        self._config = get_config(
+            base_url=self.base_url,
+            user_agent=user_agent,
+            async_transport=transport,
+            timeout=timeout,
             # Responses must reflect writes made a moment ago by another worker.
-            "http_cache": False,
-            "auto_retry": retry if retry is not None else default_retry(),
-        }
-        # Its own JWT cache: githubkit's default one is shared by every client in the
-        # process, keyed only by app id.
-        self._app = GitHub(
-            AppAuthStrategy(app_id, private_key),
+            http_cache=False,
+            auto_retry=retry if retry is not None else default_retry(),
+            # Its own JWT cache: githubkit's default one is shared by every client in the
+            # process, keyed only by app id.
             cache_strategy=MemCacheStrategy(),
-            **self._options,  # type: ignore[arg-type]
         )
+        self._app = GitHub(AppAuthStrategy(app_id, private_key), config=self._config)
         self._tokens = InstallationTokenCache(redis, self._mint, key_prefix=self._prefix)
         # githubkit's namespaces hold only a weak reference to their client, so the clients
         # must live here, as long as the app.
         self._installations: dict[int, GitHub[InstallationTokenAuthStrategy]] = {}
-        self._anonymous = GitHub(**self._options)  # type: ignore[arg-type]
+        self._anonymous = GitHub(config=self._config)
 
     @property
     def app_client(self) -> GitHub[AppAuthStrategy]:
@@ -86,7 +84,7 @@ class GitHubApp:
         client = self._installations.get(installation_id)
         if client is None:
             strategy = InstallationTokenAuthStrategy(self._tokens, installation_id)
-            client = GitHub(strategy, **self._options)  # type: ignore[arg-type]
+            client = GitHub(strategy, config=self._config)
             self._installations[installation_id] = client
         return client
 

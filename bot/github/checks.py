@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._base import RepoScope, fit, present
 from .errors import github_errors
@@ -15,6 +15,11 @@ from .models import (
     CheckRun,
     CheckStatus,
 )
+
+if TYPE_CHECKING:
+    from githubkit_schemas.latest.types import (
+        ReposOwnerRepoCheckRunsCheckRunIdPatchBodyPropOutputType as PatchOutput,
+    )
 
 ANNOTATIONS_PER_REQUEST = 50
 _OUTPUT_LIMIT = 65535
@@ -151,7 +156,10 @@ class CheckOps(RepoScope):
         for batch in batches:
             with github_errors(f"annotate check run {check_run_id} on {self.full_name}"):
                 response = await self.gh.rest.checks.async_update(
-                    self.owner, self.repo, check_run_id, output=_output(output, batch)
+                    self.owner,
+                    self.repo,
+                    check_run_id,
+                    output=cast("PatchOutput", _output(output, batch)),
                 )
         assert response is not None  # batches is never empty here
         return _check_run(response.parsed_data)

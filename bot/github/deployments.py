@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from githubkit.utils import UNSET
 from githubkit_schemas.latest.models import WorkflowDispatchResponse
 
 from ._base import RepoScope, present
@@ -57,14 +58,15 @@ class DeploymentOps(RepoScope):
         limit: int = 30,
     ) -> tuple[WorkflowRun, ...]:
         """The most recent runs of ``workflow``, newest first."""
-        filters = {"branch": branch, "event": event, "head_sha": head_sha}
         with github_errors(f"list runs of workflow {workflow} on {self.full_name}"):
             response = await self.gh.rest.actions.async_list_workflow_runs(
                 self.owner,
                 self.repo,
                 workflow,
+                branch=branch or UNSET,
+                event=event or UNSET,
+                head_sha=head_sha or UNSET,
                 per_page=min(max(limit, 1), 100),
-                **{k: v for k, v in filters.items() if v is not None},
             )
         return tuple(
             WorkflowRun(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from githubkit_schemas.latest.models import IssueComment as GitHubIssueComment
+
 from ._base import RepoScope, fit, present
 from .errors import GitHubNotFound, github_errors
 from .models import Issue, IssueComment, Reaction, ReactionContent
@@ -49,6 +51,7 @@ class IssueOps(RepoScope):
     async def list_issue_comments(self, number: int) -> tuple[IssueComment, ...]:
         """All comments, oldest first (follows GitHub's pagination)."""
         comments: list[IssueComment] = []
+        raw: GitHubIssueComment
         with github_errors(f"list comments of {self.full_name}#{number}"):
             async for raw in self.gh.rest.paginate(
                 self.gh.rest.issues.async_list_comments,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from githubkit.utils import UNSET
+from githubkit_schemas.latest.models import DiffEntry
+
 from ._base import RepoScope, fit, present
 from .diff import DiffIndex
 from .errors import GitHubValidationFailed, github_errors
@@ -70,10 +73,9 @@ class PullOps(RepoScope):
 
     async def find_pull_request(self, head: str, base: str | None = None) -> PullRequest | None:
         """The open pull request from branch ``head`` of this repository, if there is one."""
-        kwargs = {"base": base} if base else {}
         with github_errors(f"look up pull requests from {head} in {self.full_name}"):
             response = await self.gh.rest.pulls.async_list(
-                self.owner, self.repo, state="open", head=f"{self.owner}:{head}", **kwargs
+                self.owner, self.repo, state="open", head=f"{self.owner}:{head}", base=base or UNSET
             )
         for raw in response.parsed_data:
             if raw.head.ref == head:
@@ -151,6 +153,7 @@ class PullOps(RepoScope):
 
     async def list_pull_request_files(self, number: int) -> tuple[PullFile, ...]:
         files: list[PullFile] = []
+        raw: DiffEntry
         with github_errors(f"list files of {self.full_name}#{number}"):
             async for raw in self.gh.rest.paginate(
                 self.gh.rest.pulls.async_list_files,

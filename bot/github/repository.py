@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 
+from githubkit.utils import UNSET
+from githubkit_schemas.latest.models import ContentFile
+
 from ._base import RepoScope, present
 from .errors import GitHubNotFound, GitHubValidationFailed, github_errors
 from .models import Branch, RepoFile, RepoInfo, RepoPermission, Tree, TreeEntry
@@ -24,24 +27,24 @@ class RepositoryOps(RepoScope):
 
     async def get_file(self, path: str, ref: str | None = None) -> RepoFile | None:
         """A file's bytes at ``ref`` (default branch if None); None if there is no such file."""
-        kwargs = {"ref": ref} if ref else {}
         try:
             with github_errors(f"read {path} in {self.full_name}"):
                 response = await self.gh.rest.repos.async_get_content(
-                    self.owner, self.repo, path.lstrip("/"), **kwargs
+                    self.owner, self.repo, path.lstrip("/"), ref=ref or UNSET
                 )
         except GitHubNotFound:
             return None
         raw = response.parsed_data
-        if isinstance(raw, list) or raw.type != "file":
+        if not isinstance(raw, ContentFile):
             return None  # a directory, symlink or submodule is not a file to read
         content = present(raw.content) or ""
         if raw.encoding == "base64" and (content or raw.size == 0):
             return RepoFile(raw.path, raw.sha, ref, base64.b64decode(content))
         # Over 1 MB the contents API leaves the content out; the blob API goes to 100 MB.
         with github_errors(f"read blob {raw.sha} in {self.full_name}"):
-            response = await self.gh.rest.git.async_get_blob(self.owner, self.repo, raw.sha)
-        blob = response.parsed_data
+            blob = (
+                await self.gh.rest.git.async_get_blob(self.owner, self.repo, raw.sha)
+            ).parsed_data
         if blob.encoding == "base64":
             data = base64.b64decode(blob.content)
         else:
@@ -50,9 +53,10 @@ class RepositoryOps(RepoScope):
 
     async def get_tree(self, ref: str, *, recursive: bool = True) -> Tree:
         """Every entry under the root at ``ref`` (a branch, tag or commit/tree sha)."""
-        kwargs = {"recursive": "1"} if recursive else {}
         with github_errors(f"read the tree of {self.full_name}@{ref}"):
-            response = await self.gh.rest.git.async_get_tree(self.owner, self.repo, ref, **kwargs)
+            response = await self.gh.rest.git.async_get_tree(
+                self.owner, self.repo, ref, recursive="1" if recursive else UNSET
+            )
         raw = response.parsed_data
         entries = tuple(TreeEntry(e.path, e.type, e.sha, e.mode, present(e.size)) for e in raw.tree)
         return Tree(raw.sha, entries, raw.truncated)

@@ -88,7 +88,8 @@ class InstallationTokenCache:
 
     async def invalidate(self, installation_id: int, token: str) -> None:
         """Forget ``token`` (GitHub rejected it) unless another worker already replaced it."""
-        await self._redis.eval(_DELETE_IF_SAME, 1, self._key(installation_id), token)
+        # redis-py types the asyncio client's eval as possibly synchronous.
+        await self._redis.eval(_DELETE_IF_SAME, 1, self._key(installation_id), token)  # type: ignore[misc]
 
     async def _read(self, key: str) -> InstallationToken | None:
         raw = await self._redis.get(key)

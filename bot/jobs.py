@@ -35,7 +35,12 @@ def _transient(exc: BaseException) -> float | None:
 
 def _event_job(name: str) -> JobFunction:
     async def job(ctx: dict[str, Any], **kwargs: Any) -> Any:
-        handlers = ctx["handlers"]
+        handlers = ctx.get("handlers")
+        if handlers is None:
+            raise RuntimeError(
+                f"{name} needs GitHub access: set FACTORY_APP_ID and FACTORY_PRIVATE_KEY "
+                "(or FACTORY_PRIVATE_KEY_PATH) and restart the worker"
+            )
         try:
             return await getattr(handlers, name)(**kwargs)
         except Exception as exc:
@@ -50,7 +55,9 @@ def _event_job(name: str) -> JobFunction:
 
 
 async def run_step(ctx: dict[str, Any], *, feature_id: int, stage: str, round: int, attempt: int) -> str:
-    coordinator = ctx["coordinator"]
+    coordinator = ctx.get("coordinator")
+    if coordinator is None:
+        raise RuntimeError("run_step needs GitHub access: set FACTORY_APP_ID and FACTORY_PRIVATE_KEY")
     try:
         return await coordinator.run_step(
             feature_id=feature_id,

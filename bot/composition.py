@@ -1,0 +1,180 @@
+"""The worker's object graph: GitHub App, model, sandbox, workspaces, coordinator, handlers.
+
+Built once per worker process from :class:`Services`; every external thing can be replaced by
+an argument (a GitHub transport, an Anthropic HTTP client, scripted stage agents) so tests run
+the same graph against the fake GitHub and a fake Messages API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agents.code_stage import CoderStage
+from agents.coordinator import Coordinator, CoordinatorConfig
+from agents.events import Asker, EventHandlers, Learner
+from agents.lifecycle import Stage
+from agents.liveness import Liveness
+from agents.llm import LLMClient
+from agents.plan_stage import PlannerStage
+from agents.runtime import Runtime
+from agents.sandbox import Sandbox, make_sandbox
+from agents.stages import StageAgent
+from agents.toolbox import KnowledgeLookup, Toolbox
+from agents.workspace import GitAuthor, Workspace
+from bot.github.app import GitHubApp
+from bot.github.errors import GitHubNotFound
+from bot.permissions import PermissionChecker
+from bot.services import Services
+from bot.settings import PUBLIC_GITHUB_API, Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def default_agents() -> dict[Stage, StageAgent]:
+    return {Stage.PLAN: PlannerStage(), Stage.IMPLEMENT: CoderStage()}
+
+
+def web_url(api_url: str) -> str:
+    """github.com for the public API; the server itself for GitHub Enterprise Server."""
+    if api_url.rstrip("/") == PUBLIC_GITHUB_API:
+        return "https://github.com"
+    return api_url.rstrip("/").removesuffix("/api/v3")
+
+
+@dataclass
+class WorkerParts:
+    coordinator: Coordinator
+    handlers: EventHandlers
+    liveness: Liveness
+    github_app: GitHubApp
+    llm: LLMClient
+    closers: list[Any] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+
+
+def github_app_from(settings: Settings, services: Services, transport: httpx.AsyncBaseTransport | None) -> GitHubApp:
+    pem = settings.private_key_pem()
+    problems = []
+    if settings.app_id is None:
+        problems.append("FACTORY_APP_ID: the worker acts as a GitHub App and needs its id")
+    if pem is None:
+        problems.append("FACTORY_PRIVATE_KEY or FACTORY_PRIVATE_KEY_PATH: the App's private key is needed")
+    if problems:
+        raise SettingsError(problems)
+    assert settings.app_id is not None and pem is not None
+    return GitHubApp(
+        settings.app_id,
+        pem,
+        base_url=settings.github_api_url,
+        redis=services.redis,
+        user_agent=f"{settings.app_slug} (Agent Factory)",
+        transport=transport,
+    )
+
+
+def _hidden_paths(settings: Settings) -> list[Path]:
+    """Bot files a sandboxed command must not read, though they sit on the same disk."""
+    candidates = [settings.effective_chroma_path, Path.cwd() / ".env"]
+    if settings.database_url is None:
+        candidates.append(settings.data_dir / "factory.db")
+    if settings.private_key_path is not None:
+        candidates.append(settings.private_key_path)
+    return [p for p in candidates if p.exists()]
+
+
+async def build_worker_parts(
+    services: Services,
+    *,
+    agents: Mapping[Stage, StageAgent] | None = None,
+    github_transport: httpx.AsyncBaseTransport | None = None,
+    anthropic_http_client: Any = None,
+    knowledge: KnowledgeLookup | None = None,
+    ask: Asker | None = None,
+    learn: Learner | None = None,
+    refresh_knowledge: Any = None,
+    sandbox_backend: str | None = None,
+) -> WorkerParts:
+    settings = services.settings
+    github_app = github_app_from(settings, services, github_transport)
+    llm = LLMClient(
+        api_key=settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None,
+        model=settings.model,
+        base_url=settings.anthropic_base_url,
+        http_client=anthropic_http_client,
+        timeout_s=600,
+    )
+    workspaces_root = settings.data_dir / "workspaces"
+    hidden = _hidden_paths(settings)
+    backend = sandbox_backend or settings.sandbox
+
+    async def workspace(installation_id: int, clone_url: str) -> Workspace:
+        identity = await github_app.identity()
+
+        async def token() -> str:
+            return (await github_app.installation_token(installation_id)).token
+
+        return Workspace(
+            clone_url,
+            token,
+            GitAuthor(identity.login, identity.email),
+            root=workspaces_root,
+            user_agent=f"{settings.app_slug} (Agent Factory)",
+        )
+
+    def sandbox_for(path: Path) -> Sandbox:
+        return make_sandbox(backend, workspace_root=path, hidden_paths=hidden)  # type: ignore[arg-type]
+
+    stage_agents = dict(agents) if agents is not None else default_agents()
+    toolbox = Toolbox(llm=llm, sandbox_for=sandbox_for, workspace=workspace, knowledge=knowledge)
+    runtime = Runtime(
+        github=github_app,
+        tools=toolbox,
+        available=frozenset(stage_agents),
+        server_url=web_url(settings.github_api_url),
+    )
+    liveness = Liveness(services.redis)
+    coordinator = Coordinator(
+        db=services.db,
+        queue=services.redis,
+        agents=stage_agents,
+        open_repo=runtime.open_repo,
+        liveness=liveness,
+        config=CoordinatorConfig(
+            max_rounds=settings.max_rounds,
+            max_concurrent_runs=settings.max_concurrent_runs,
+            job_timeout_s=settings.job_timeout_s,
+            server_url=web_url(settings.github_api_url),
+        ),
+    )
+
+    async def fetch_permission(repo: str, login: str) -> str:
+        gh = await runtime.repo(await _installation_of(github_app, repo), repo)
+        with contextlib.suppress(GitHubNotFound):
+            return str((await gh.get_permission(login)).permission)
+        return "none"
+
+    permissions = PermissionChecker(fetch_permission, redis=services.redis)
+    handlers = EventHandlers(
+        coordinator=coordinator,
+        runtime=runtime,
+        permissions=permissions,
+        db=services.db,
+        ask=ask,
+        learn=learn,
+        refresh_knowledge=refresh_knowledge,
+    )
+    return WorkerParts(coordinator=coordinator, handlers=handlers, liveness=liveness, github_app=github_app, llm=llm)
+
+
+async def _installation_of(github_app: GitHubApp, repo: str) -> int:
+    owner, name = repo.split("/", 1)
+    return await github_app.installation_id_for(owner, name)

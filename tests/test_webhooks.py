@@ -1,7 +1,7 @@
 """Webhook ingress end to end: signed real payloads in, delivery rows and arq jobs out.
 
-Real SQLite (a file per test) and real Redis (db 7, a queue and delivery ids unique to each
-test, deleted afterwards). Payloads are GitHub's documented examples from the shared fixtures,
+Real SQLite (a file per test; the record-once tests also on PostgreSQL) and real Redis (a
+database number claimed by each test and flushed after it, see conftest.py). Payloads are GitHub's documented examples from the shared fixtures,
 changed only where a test needs a different sender, label or branch.
 """
 
@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from sqlalchemy import select
 
 from bot.db.database import Database
 from bot.db.models import Repository, WebhookDelivery
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from webhooks import handlers
 from webhooks.archive import PayloadArchive
 from webhooks.ingress import MAX_BODY_BYTES, WEBHOOK_PATH, WebhookSecretMissing, webhook_router
@@ -44,7 +45,6 @@ FIXTURE_FILES = sorted(FIXTURES.glob("*/*.json"))
 SECRET = "test-webhook-secret"
 APP_ID = 2  # the app id in the check_run fixtures
 BOT = "agent-factory[bot]"
-REDIS_DB = 7
 
 pytestmark = pytest.mark.skipif(not FIXTURE_FILES, reason=f"no webhook fixtures under {FIXTURES}")
 
@@ -139,60 +139,55 @@ class Harness:
         return client
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+def make_settings(tmp_path: Path, database_url: str, redis_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "webhook_secret": SECRET,
         "app_id": APP_ID,
         "app_slug": "agent-factory",
         "trigger_label": "factory",
-        "data_dir": tmp_path,
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'factory.db'}",
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "redis_url": redis_url,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return load_settings(_env_file=None, **values)
 
 
-@pytest.fixture
-async def harness_factory(
-    tmp_path: Path,
-) -> AsyncIterator[Callable[..., Any]]:
-    made: list[Harness] = []
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'factory.db'}")
+@asynccontextmanager
+async def open_harness(tmp_path: Path, database_url: str, redis_url: str) -> AsyncIterator[Harness]:
+    settings = make_settings(tmp_path, database_url, redis_url)
+    db = Database(database_url)
     await db.create_all()
-
-    async def make(**overrides: Any) -> Harness:
-        token = uuid.uuid4().hex[:12]
-        queue = f"test-webhooks:{token}"
-        settings = make_settings(tmp_path, **overrides)
-        arq = await create_pool(
-            RedisSettings(host="127.0.0.1", port=6379, database=REDIS_DB),
-            default_queue_name=queue,
-        )
-        app = FastAPI()
-        app.include_router(webhook_router(settings=settings, db=db, arq=arq))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://hook")
-        harness = Harness(client, arq, db, settings, queue, token)
-        made.append(harness)
-        return harness
-
-    yield make
-    for harness in made:
-        for extra in harness.extra_clients:
+    arq = await create_pool(RedisSettings.from_dsn(redis_url))
+    app = FastAPI()
+    app.include_router(webhook_router(settings=settings, db=db, arq=arq))
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://hook")
+    harness = Harness(client, arq, db, settings, arq.default_queue_name, uuid.uuid4().hex[:12])
+    try:
+        yield harness
+    finally:
+        for extra in [client, *harness.extra_clients]:
             await extra.aclose()
-        await harness.client.aclose()
-        keys = [harness.queue.encode()]
-        keys += [b"arq:job:" + job_id for job_id in await harness.arq.zrange(harness.queue, 0, -1)]
-        async for key in harness.arq.scan_iter(match=f"arq:*{harness.token}*"):
-            keys.append(key)
-        await harness.arq.delete(*keys)
-        await harness.arq.aclose()
-    await db.dispose()
+        await arq.aclose()
+        await db.dispose()
 
 
 @pytest.fixture
-async def hook(harness_factory: Callable[..., Any]) -> Harness:
-    harness: Harness = await harness_factory()
-    return harness
+async def hook(
+    tmp_path: Path, sqlite_url: str, redis_url: str, clean_env: None
+) -> AsyncIterator[Harness]:
+    """The ingress on SQLite and a Redis database of its own (flushed by ``redis_url``)."""
+    async with open_harness(tmp_path, sqlite_url, redis_url) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def hook_each_db(
+    tmp_path: Path, db_url: str, redis_url: str, clean_env: None
+) -> AsyncIterator[Harness]:
+    """The same on SQLite, then on PostgreSQL (skipped when none answers)."""
+    async with open_harness(tmp_path, db_url, redis_url) as harness:
+        yield harness
 
 
 # Signatures and acceptance of every documented payload
@@ -242,11 +237,11 @@ async def test_unsigned_or_tampered_fixture_is_refused_and_not_recorded(
 
 
 async def test_a_server_without_a_webhook_secret_refuses_to_serve(
-    tmp_path: Path,
+    tmp_path: Path, sqlite_url: str, redis_url: str, clean_env: None
 ) -> None:
-    settings = make_settings(tmp_path, webhook_secret=None)
-    db = Database(settings.effective_database_url)
-    arq = ArqRedis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    settings = make_settings(tmp_path, sqlite_url, redis_url, webhook_secret=None)
+    db = Database(sqlite_url)
+    arq = ArqRedis.from_url(redis_url)
     try:
         with pytest.raises(WebhookSecretMissing, match="FACTORY_WEBHOOK_SECRET"):
             webhook_router(settings=settings, db=db, arq=arq)
@@ -258,7 +253,10 @@ async def test_a_server_without_a_webhook_secret_refuses_to_serve(
 # Record once
 
 
-async def test_the_same_delivery_sent_three_times_at_once_is_queued_once(hook: Harness) -> None:
+async def test_the_same_delivery_sent_three_times_at_once_is_queued_once(
+    hook_each_db: Harness,
+) -> None:
+    hook = hook_each_db
     payload = with_installation(load("issues/labeled"))
     payload["label"]["name"] = "factory"
     delivery = hook.new_delivery_id()
@@ -276,7 +274,8 @@ async def test_the_same_delivery_sent_three_times_at_once_is_queued_once(hook: H
     assert row.jobs == [f"{delivery}:feature_start:0"]
 
 
-async def test_two_replicas_racing_on_one_delivery_queue_it_once(hook: Harness) -> None:
+async def test_two_replicas_racing_on_one_delivery_queue_it_once(hook_each_db: Harness) -> None:
+    hook = hook_each_db
     payload = with_installation(load("issues/labeled"))
     payload["label"]["name"] = "factory"
     other_replica = hook.app_for(hook.arq)
@@ -297,11 +296,12 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_redis_down_answers_503_and_the_redelivery_is_queued(hook: Harness) -> None:
+async def test_redis_down_answers_503_and_the_redelivery_is_queued(hook_each_db: Harness) -> None:
+    hook = hook_each_db
     payload = with_installation(load("issues/labeled"))
     payload["label"]["name"] = "factory"
     delivery = hook.new_delivery_id()
-    dead_redis = ArqRedis(host="127.0.0.1", port=_closed_port(), db=REDIS_DB)
+    dead_redis = ArqRedis(host="127.0.0.1", port=_closed_port())
     server_without_redis = hook.app_for(dead_redis)
 
     try:
@@ -903,20 +903,27 @@ async def test_replay_of_a_payload_file_and_its_refusals(hook: Harness, tmp_path
         await replay(settings=hook.settings, db=hook.db, arq=hook.arq, delivery_id="nope")
     ignored = hook.new_delivery_id()
     await hook.send("ping", load("ping/payload"), delivery_id=ignored)
-    (hook.settings.data_dir / "deliveries" / f"{ignored}.json").unlink()
+    for segment in (hook.settings.data_dir / "deliveries").iterdir():
+        segment.unlink()
     with pytest.raises(ReplayError, match="no longer archived"):
         await replay(settings=hook.settings, db=hook.db, arq=hook.arq, delivery_id=ignored)
 
 
-def test_the_archive_prunes_bodies_older_than_its_retention(tmp_path: Path) -> None:
-    archive = PayloadArchive(tmp_path, keep_days=7)
-    for name in ("old", "new"):
-        (tmp_path / f"{name}.json").write_bytes(b"{}")
-    eight_days_ago = time.time() - 8 * 86400
-    os.utime(tmp_path / "old.json", (eight_days_ago, eight_days_ago))
+def test_the_archive_finds_bodies_by_delivery_and_prunes_old_days(tmp_path: Path) -> None:
+    archive = PayloadArchive(tmp_path / "deliveries", keep_days=7)
+    twenty_days_ago = time.time() - 20 * 86400
+    archive.save("old", "ping", b'{"old": 1}', now=twenty_days_ago)
+    assert archive.load("old") == b'{"old": 1}'
 
-    assert archive.prune() == 1
-    assert archive.load("old") is None and archive.load("new") == b"{}"
+    bodies = {f"d{n}": json.dumps({"n": n, "text": "line\n" * n}).encode() for n in range(3)}
+    for delivery_id, body in bodies.items():
+        archive.save(delivery_id, "issues", body)
+
+    assert {d: archive.load(d) for d in bodies} == bodies
+    assert archive.load("old") is None  # its day was pruned when a new day began
+    assert archive.load("missing") is None
+    [segment] = (tmp_path / "deliveries").iterdir()
+    assert segment.stat().st_mode & 0o777 == 0o600
 
 
 # The route table itself

@@ -1,23 +1,34 @@
 """Record-once storage of deliveries: the unique delivery id decides who handles a delivery.
 
-The row is written before any job is enqueued. A second INSERT of the same id (GitHub
-redelivering, or another replica racing on the same delivery) fails on the unique constraint
-and the delivery is answered as a duplicate. A delivery whose enqueue failed is marked
-``failed`` so that GitHub's redelivery can claim it again instead of being stuck as duplicate.
+The row is written before any job is enqueued. A second insert of the same id (GitHub
+redelivering, or another replica racing on the same delivery) conflicts on the unique
+constraint and that claimant is answered "duplicate". A delivery whose enqueue failed is
+marked ``failed`` so that GitHub's redelivery can claim it again instead of being stuck as a
+duplicate; the ``status = 'failed'`` condition on that UPDATE lets only one claimant win.
+
+Claims made while a write is in flight are written together in the next transaction (group
+commit): ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` tells which rows were new, so a
+burst of deliveries costs one commit, not one each.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.db.database import Database
 from bot.db.models import DeliveryStatus, WebhookDelivery, utcnow
+
+_TABLE = cast(Table, WebhookDelivery.__table__)
+
+# 12 columns a row: far below SQLite's 32,766 bound parameters per statement.
+MAX_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,21 @@ class DeliveryRecord:
     reason: str | None
     jobs: Sequence[str]
 
+    def row(self) -> dict[str, Any]:
+        return {
+            "delivery_id": self.delivery_id,
+            "event": self.event,
+            "action": self.action,
+            "installation_id": self.installation_id,
+            "repository": self.repository,
+            "sender": self.sender,
+            "payload_sha256": self.payload_sha256,
+            "status": self.status.value,
+            "reason": self.reason,
+            "jobs": list(self.jobs),
+            "received_at": utcnow(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class StoredDelivery:
@@ -43,50 +69,37 @@ class StoredDelivery:
     payload_sha256: str
 
 
+_Claim = tuple[DeliveryRecord, "asyncio.Future[bool]"]
+
+
 class DeliveryLog:
     def __init__(self, db: Database) -> None:
         self._db = db
-        # SQLite has one writer at a time; letting writers queue on its busy handler means
-        # sleeps of 1-100 ms, so writes from this process wait their turn here instead.
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if db.is_sqlite else None
-
-    def _writing(self) -> AbstractAsyncContextManager[object]:
-        return self._write_lock if self._write_lock is not None else nullcontext()
+        dialect = db.engine.dialect.name
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"record-once needs SQLite or PostgreSQL, not {dialect}")
+        insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+        # One statement for every batch size (executemany): SQLAlchemy compiles it once and
+        # sends the rows as multi-row VALUES, keeping RETURNING.
+        self._insert_new = (
+            insert(_TABLE)
+            .on_conflict_do_nothing(index_elements=[_TABLE.c.delivery_id])
+            .returning(_TABLE.c.delivery_id)
+        )
+        # One writer per process: SQLite admits one anyway, and a writer left to its busy
+        # handler sleeps 1-100 ms; queued claims are batched into the next write instead.
+        self._write_lock = asyncio.Lock()
+        self._pending: list[_Claim] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     async def claim(self, record: DeliveryRecord) -> bool:
         """Store ``record``; False when the delivery is already stored and did not fail."""
-        values = {
-            "delivery_id": record.delivery_id,
-            "event": record.event,
-            "action": record.action,
-            "installation_id": record.installation_id,
-            "repository": record.repository,
-            "sender": record.sender,
-            "payload_sha256": record.payload_sha256,
-            "status": record.status.value,
-            "reason": record.reason,
-            "jobs": list(record.jobs),
-            "received_at": utcnow(),
-        }
-        try:
-            async with self._writing(), self._db.engine.begin() as conn:
-                await conn.execute(insert(WebhookDelivery), values)
-            return True
-        except IntegrityError:
-            pass
-        # Only a failed delivery may be taken again, and only by one claimant: the status
-        # condition makes the UPDATE the arbiter between racing replicas.
-        retry = (
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.delivery_id == record.delivery_id,
-                WebhookDelivery.status == DeliveryStatus.FAILED.value,
-            )
-            .values(values)
-        )
-        async with self._writing(), self._db.engine.begin() as conn:
-            result = await conn.execute(retry)
-        return result.rowcount == 1
+        loop = asyncio.get_running_loop()
+        decided: asyncio.Future[bool] = loop.create_future()
+        self._pending.append((record, decided))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        return await decided
 
     async def mark_failed(self, delivery_id: str, reason: str) -> None:
         statement = (
@@ -94,7 +107,7 @@ class DeliveryLog:
             .where(WebhookDelivery.delivery_id == delivery_id)
             .values(status=DeliveryStatus.FAILED.value, reason=reason)
         )
-        async with self._writing(), self._db.engine.begin() as conn:
+        async with self._write_lock, self._db.engine.begin() as conn:
             await conn.execute(statement)
 
     async def find(self, delivery_id: str) -> StoredDelivery | None:
@@ -116,3 +129,49 @@ class DeliveryLog:
         )
         async with self._db.engine.connect() as conn:
             return list((await conn.execute(statement)).scalars())
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                async with self._write_lock, self._db.engine.begin() as conn:
+                    winners = await self._write(conn, [record for record, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to the waiters, not swallowed
+                # Every waiter learns the outcome; nobody is left waiting on a lost write.
+                for _, decided in batch:
+                    if not decided.done():
+                        decided.set_exception(exc)
+                continue
+            except BaseException:
+                for _, decided in batch:
+                    decided.cancel()
+                raise
+            for record, decided in batch:
+                if not decided.done():
+                    decided.set_result(winners.get(record.delivery_id) is record)
+
+    async def _write(
+        self, conn: AsyncConnection, records: list[DeliveryRecord]
+    ) -> dict[str, DeliveryRecord]:
+        """Write new deliveries and retake failed ones; returns the winning record by id."""
+        first: dict[str, DeliveryRecord] = {}
+        for record in records:
+            # The same delivery twice in one batch: the first is the claimant.
+            first.setdefault(record.delivery_id, record)
+        rows = [record.row() for record in first.values()]
+        inserted = set((await conn.execute(self._insert_new, rows)).scalars())
+        winners = {delivery_id: first[delivery_id] for delivery_id in inserted}
+        for delivery_id, record in first.items():
+            if delivery_id in inserted:
+                continue
+            retake = (
+                update(_TABLE)
+                .where(
+                    _TABLE.c.delivery_id == delivery_id,
+                    _TABLE.c.status == DeliveryStatus.FAILED.value,
+                )
+                .values(record.row())
+            )
+            if (await conn.execute(retake)).rowcount == 1:
+                winners[delivery_id] = record
+        return winners

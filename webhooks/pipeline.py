@@ -125,7 +125,7 @@ class DeliveryProcessor:
         if not claimed:
             log.info("delivery %s (%s) is a duplicate", delivery_id, ctx.key)
             return DeliveryOutcome(delivery_id, DeliveryStatus.DUPLICATE, [], "already received")
-        self._archive_body(delivery_id, body)
+        self._archive_body(delivery_id, event, body)
         if jobs:
             await self._enqueue(delivery_id, jobs)
         log.info(
@@ -184,9 +184,9 @@ class DeliveryProcessor:
             return [], f"no jobs for {ctx.key}"
         return plan_jobs(ctx.delivery_id, result), None
 
-    def _archive_body(self, delivery_id: str, body: bytes) -> None:
+    def _archive_body(self, delivery_id: str, event: str, body: bytes) -> None:
         try:
-            self._archive.save(delivery_id, body)
+            self._archive.save(delivery_id, event, body)
         except OSError as exc:
             # Losing the replay copy must not lose the delivery itself.
             log.warning("could not archive delivery %s for replay: %s", delivery_id, exc)

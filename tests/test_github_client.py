@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -51,6 +52,9 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append(request.headers.copy())
         return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 @pytest.fixture(scope="module")
@@ -106,22 +110,29 @@ async def key_prefix(redis: aioredis.Redis) -> AsyncIterator[str]:
         await redis.delete(*keys)
 
 
-def make_app(
-    fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str, **kwargs: object
-) -> GitHubApp:
-    return GitHubApp(
-        fake.app_id,
-        fake.private_key_pem,
-        base_url=fake.api_url,
-        redis=redis,
-        key_prefix=key_prefix,
-        **kwargs,  # type: ignore[arg-type]
-    )
+AppFactory = Callable[..., GitHubApp]
 
 
 @pytest.fixture
-def app(fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str) -> GitHubApp:
-    return make_app(fake, redis, key_prefix)
+async def new_app(
+    fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
+) -> AsyncIterator[AppFactory]:
+    """Makes GitHubApps for the fake (keyword arguments override), closed after the test."""
+    made: list[GitHubApp] = []
+
+    def make(**kwargs: Any) -> GitHubApp:
+        options: dict[str, Any] = {"redis": redis, "key_prefix": key_prefix, **kwargs}
+        made.append(GitHubApp(fake.app_id, fake.private_key_pem, base_url=fake.api_url, **options))
+        return made[-1]
+
+    yield make
+    for app in made:
+        await app.aclose()
+
+
+@pytest.fixture
+def app(new_app: AppFactory) -> GitHubApp:
+    return new_app()
 
 
 @pytest.fixture
@@ -134,10 +145,10 @@ async def client(app: GitHubApp) -> RepoClient:
 
 
 async def test_identity_is_the_apps_bot_account_and_requests_name_the_app(
-    since: Since, fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
+    since: Since, fake: FakeGitHub, new_app: AppFactory
 ) -> None:
     transport = RecordingTransport()
-    app = make_app(fake, redis, key_prefix, user_agent="agent-factory/test", transport=transport)
+    app = new_app(user_agent="agent-factory/test", transport=transport)
 
     identity = await app.identity()
     installation = await app.installation_id_for("octo-org", "demo")
@@ -152,14 +163,15 @@ async def test_identity_is_the_apps_bot_account_and_requests_name_the_app(
     auth = {r.path: r.auth for r in fake.requests}
     assert auth[f"/repos/{REPO}/installation"] == "jwt"
     assert auth[f"/repos/{REPO}"] == "token"
+    await transport.aclose()
 
 
 async def test_four_workers_share_one_installation_token(
-    since: Since, fake: FakeGitHub, key_prefix: str
+    since: Since, fake: FakeGitHub, new_app: AppFactory
 ) -> None:
     # Four workers as four processes would be: their own Redis connection and GitHubApp.
     redis_clients = [aioredis.Redis(host="127.0.0.1", port=6379) for _ in range(4)]
-    workers = [make_app(fake, r, key_prefix) for r in redis_clients]
+    workers = [new_app(redis=r) for r in redis_clients]
     installation = await workers[0].installation_id_for("octo-org", "demo")
     number = fake.create_issue(REPO, "Shared tokens")
     try:
@@ -227,9 +239,9 @@ async def test_rate_limited_request_is_retried_then_succeeds(
 
 
 async def test_long_rate_limit_wait_is_left_to_the_caller(
-    since: Since, fake: FakeGitHub, redis: aioredis.Redis, key_prefix: str
+    since: Since, fake: FakeGitHub, new_app: AppFactory
 ) -> None:
-    app = make_app(fake, redis, key_prefix, retry=default_retry(max_wait=timedelta(seconds=5)))
+    app = new_app(retry=default_retry(max_wait=timedelta(seconds=5)))
     installation = await app.installation_id_for("octo-org", "demo")
     client = await app.repo_client(installation, "octo-org", "demo")
     number = fake.create_issue(REPO, "Exhausted")

@@ -32,9 +32,11 @@ def fake(tmp_path: Path) -> Iterator[FakeGitHub]:
 async def app(fake: FakeGitHub) -> AsyncIterator[GitHubApp]:
     redis = aioredis.Redis(host="127.0.0.1", port=6379)
     prefix = f"test-workspace:{uuid.uuid4().hex}"
-    yield GitHubApp(
+    app = GitHubApp(
         fake.app_id, fake.private_key_pem, base_url=fake.api_url, redis=redis, key_prefix=prefix
     )
+    yield app
+    await app.aclose()
     keys = [key async for key in redis.scan_iter(f"{prefix}:*")]
     if keys:
         await redis.delete(*keys)

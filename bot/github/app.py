@@ -50,10 +50,15 @@ class GitHubApp:
         self.user_agent = user_agent
         self._redis = redis
         self._prefix = f"{key_prefix.rstrip(':')}:app:{app_id}"
+        # githubkit opens and closes an httpx client per request; one shared, kept-open
+        # transport lets them all reuse pooled connections (no TLS handshake per call).
+        self._owned_transport: httpx.AsyncHTTPTransport | None = None
+        if transport is None:
+            transport = self._owned_transport = httpx.AsyncHTTPTransport()
         self._config = get_config(
             base_url=self.base_url,
             user_agent=user_agent,
-            async_transport=transport,
+            async_transport=_KeepOpen(transport),
             timeout=timeout,
             # Responses must reflect writes made a moment ago by another worker.
             http_cache=False,
@@ -68,6 +73,11 @@ class GitHubApp:
         # must live here, as long as the app.
         self._installations: dict[int, GitHub[InstallationTokenAuthStrategy]] = {}
         self._anonymous = GitHub(config=self._config)
+
+    async def aclose(self) -> None:
+        """Closes the connection pool this app made (a transport passed in is the caller's)."""
+        if self._owned_transport is not None:
+            await self._owned_transport.aclose()
 
     @property
     def app_client(self) -> GitHub[AppAuthStrategy]:
@@ -137,3 +147,16 @@ class GitHubApp:
         host = urlsplit(self.base_url).hostname or "github.com"
         # GitHub.com's API lives on api.github.com; GHES serves it under /api/v3 of its host.
         return "users.noreply.github.com" if host == "api.github.com" else f"users.noreply.{host}"
+
+
+class _KeepOpen(httpx.AsyncBaseTransport):
+    """Lends a transport to short-lived httpx clients without letting them close it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass  # the owner closes the shared transport (GitHubApp.aclose)

@@ -277,9 +277,16 @@ class Workspace:
             raise WorkspaceTooLarge(f"workspace is {size} bytes, over the {self.max_bytes} limit")
 
     def _restore_config(self) -> None:
-        config = self.path / ".git" / "config"
-        if self._config is not None and config.read_bytes() != self._config:
+        if self._config is None:
+            return  # not cloned yet
+        git_dir = self.path / ".git"
+        if git_dir.is_symlink() or not git_dir.is_dir():
+            raise GitError("the work tree replaced its .git directory; refusing to run git")
+        config = git_dir / "config"
+        if config.is_symlink() or not config.is_file() or config.read_bytes() != self._config:
             logger.warning("workspace .git/config was changed in the work tree; restoring it")
+            # Unlink first: writing through a planted symlink would overwrite its target.
+            config.unlink(missing_ok=True)
             config.write_bytes(self._config)
 
     async def _run(

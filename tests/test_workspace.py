@@ -219,6 +219,28 @@ async def test_planted_git_config_and_hooks_are_ignored(bot: Bot, fake: FakeGitH
     assert not marker.exists()
 
 
+async def test_planted_symlinks_under_git_are_not_followed(bot: Bot, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    async with await bot.workspace() as ws:
+        await ws.clone()
+        config = ws.path / ".git" / "config"
+        config.unlink()
+        config.symlink_to(outside)
+        head = await ws.head()  # runs git, restoring the real config first
+        restored = config.is_symlink(), '[remote "origin"]' in config.read_text()
+
+        git_dir = ws.path / ".git"
+        git_dir.rename(ws.path / "moved-git")
+        git_dir.symlink_to(ws.path / "moved-git")
+        with pytest.raises(GitError, match=r"replaced its \.git directory"):
+            await ws.head()
+
+    assert len(head) == 40
+    assert restored == (False, True)
+    assert outside.read_text() == "precious\n"
+
+
 async def test_clone_over_the_size_limit_is_refused_and_removed(bot: Bot, fake: FakeGitHub) -> None:
     fake.push_files(REPO, "main", {"big.bin": b"\0" * 200_000})
     ws = await bot.workspace(max_bytes=100_000)

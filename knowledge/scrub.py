@@ -18,16 +18,21 @@ _PEM_BLOCK = re.compile(
     re.DOTALL,
 )
 
-# Credential formats that are recognisable on their own, wherever they appear.
-_TOKEN_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b"),  # GitHub classic/app/OAuth tokens
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b"),  # GitHub fine-grained tokens
-    re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{10,}"),  # Anthropic
-    re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}"),  # OpenAI-style
-    re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b"),  # AWS key ids
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWTs
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{16,}=*"),
+# Credential formats that are recognisable on their own, wherever they appear; one
+# alternation so that scrubbing a whole repository is a single pass per file.
+_TOKENS = re.compile(
+    "|".join(
+        (
+            r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b",  # GitHub classic/app/OAuth tokens
+            r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b",  # GitHub fine-grained tokens
+            r"\bsk-ant-[A-Za-z0-9_\-]{10,}",  # Anthropic
+            r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}",  # OpenAI-style
+            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",  # AWS key ids
+            r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
+            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
+            r"\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+[A-Za-z0-9._~+/\-]{16,}=*",
+        )
+    )
 )
 
 # user:password@ in URLs (e.g. https://x-access-token:TOKEN@github.com/...).
@@ -57,8 +62,7 @@ def scrub_credentials(text: str) -> str:
     """
     # Keep the line count so that line numbers into scrubbed source stay true.
     text = _PEM_BLOCK.sub(lambda m: REDACTED_KEY + "\n" * m.group(0).count("\n"), text)
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(REDACTED, text)
+    text = _TOKENS.sub(REDACTED, text)
     return _URL_CREDENTIALS.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
 
 

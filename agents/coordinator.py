@@ -353,8 +353,10 @@ class Coordinator:
             decision=decision,
             cause=f"{stage.value} {outcome.value}",
         )
+        if not moved:
+            return "stale"
         await self.refresh_status(feature_id, run)
-        return decision.state.value if moved else "stale"
+        return decision.state.value
 
     # ------------------------------------------------------------------ transitions
 
@@ -644,7 +646,15 @@ class Coordinator:
         )
 
     async def refresh_status(self, feature_id: int, run: RunContext) -> None:
-        """Re-render the status comment and the stage check runs from the database."""
+        """Re-render the status comment and the stage check runs from the database.
+
+        Serialised per feature across workers: two renders racing could otherwise leave an
+        older state on GitHub after a newer one.
+        """
+        async with self.queue.lock(f"factory:status-lock:{feature_id}", timeout=60, blocking_timeout=60):
+            await self._refresh_status(feature_id, run)
+
+    async def _refresh_status(self, feature_id: int, run: RunContext) -> None:
         checks: CheckSync | None = run.extras.get("checks") if run.extras else None
         async with self.db.session() as s:
             feature = await s.get(Feature, feature_id)

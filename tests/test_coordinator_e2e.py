@@ -1,0 +1,170 @@
+"""End to end: a labelled issue driven to its end on the fake GitHub, real Redis and arq.
+
+The stage agents are scripted (tests/e2e/scripted_agents.py) but make real GitHub effects, so
+these tests check what a person would see: one status comment, one plan comment, one branch,
+one PR, one review per round, one check run per stage, and an audit trail; also after workers
+are killed inside every step, after Redis loses its data, and when two labels race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from agents.lifecycle import Stage
+from bot.db import Feature
+from tests.e2e.harness import Bot, running_bot
+from tests.e2e.scripted_agents import ScriptedCoder, scripted_agents
+from tests.fakegithub import BOT_LOGIN
+
+pytestmark = pytest.mark.slow
+
+STAGE_CHECKS = {
+    "Agent Factory / plan",
+    "Agent Factory / review",
+    "Agent Factory / tests",
+    "Agent Factory / deploy",
+}
+
+
+def _marked(comments: list, marker: str) -> list:
+    return [c for c in comments if marker in c.body]
+
+
+async def assert_completed_once(bot: Bot, issue: int) -> Feature:
+    features = await bot.features()
+    assert len(features) == 1, [f.state for f in features]
+    feature = features[0]
+    assert feature.state == "completed", feature.error
+    fake, repo = bot.fake, bot.repo
+
+    reactions = fake.reactions(repo, issue)
+    assert any(r.content == "eyes" for r in reactions)
+
+    async def status_says_completed() -> bool:
+        found = _marked(fake.comments(repo, issue), f"agent-factory:status:{feature.id}")
+        return bool(found) and "**completed**" in found[0].body
+
+    # The database moves first; the status comment follows a moment later.
+    await bot.wait_for(status_says_completed, timeout=15, what="status comment to say completed")
+    comments = fake.comments(repo, issue)
+    status = _marked(comments, f"agent-factory:status:{feature.id}")
+    assert len(status) == 1
+    assert "completed" in status[0].body and "✅ Plan" in status[0].body
+    assert len(_marked(comments, f"agent-factory:plan:{feature.id}")) == 1
+
+    branches = [b for b in fake.git(repo).branches() if b.startswith("factory/")]
+    assert branches == [feature.branch]
+    pulls = fake.pulls(repo)
+    assert len(pulls) == 1 and pulls[0].number == feature.pr_number
+    log = fake.git_log(repo, feature.branch)
+    assert sum(1 for c in log if c.message.startswith("Write hello.py")) == 1
+
+    reviews = fake.reviews(repo, feature.pr_number)
+    assert len([r for r in reviews if "agent-factory:review" in (r.body or "")]) == 1
+
+    runs = fake.check_runs(repo, feature.head_sha)
+    names = [r.name for r in runs]
+    assert sorted(names) == sorted(STAGE_CHECKS), names
+    assert all(r.conclusion == "success" for r in runs), [(r.name, r.conclusion) for r in runs]
+
+    audit = await bot.audit(feature.id)
+    moves = [(a.from_state, a.to_state) for a in audit if a.kind == "feature.transition"]
+    assert moves == [
+        ("planning", "implementation"),
+        ("implementation", "review"),
+        ("review", "testing"),
+        ("testing", "deployment"),
+        ("deployment", "completed"),
+    ]
+    assert all(a.cause for a in audit)
+    return feature
+
+
+async def test_labelled_issue_reaches_completed_with_status_checks_and_audit(
+    tmp_path: Path, redis_url: str
+) -> None:
+    async with running_bot(tmp_path, redis_url) as bot:
+        bot.start_worker(scripted_agents())
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        await bot.wait_for_state("completed", "failed", timeout=90)
+        feature = await assert_completed_once(bot, issue)
+        assert feature.cost_usd == pytest.approx(0.03)
+
+
+async def test_worker_killed_inside_every_step_reaches_the_same_end(
+    tmp_path: Path, redis_url: str
+) -> None:
+    crash_dir = tmp_path / "crashes"
+    crash_dir.mkdir()
+    async with running_bot(tmp_path, redis_url) as bot:
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        proc = bot.spawn_worker(crash_dir)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            features = await bot.features()
+            if features and features[-1].state in ("completed", "failed"):
+                break
+            if proc.poll() is not None:  # killed itself inside a step: start another
+                proc = bot.spawn_worker(crash_dir)
+            await asyncio.sleep(0.2)
+        crashed = sorted(p.name for p in crash_dir.iterdir())
+        assert crashed == sorted(s.value for s in Stage), crashed
+        await assert_completed_once(bot, issue)
+
+
+class GatedCoder(ScriptedCoder):
+    """Waits until the test opens the gate, so Redis can be flushed mid-run."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        self.gate = gate
+
+    async def run(self, ctx):  # type: ignore[no-untyped-def]
+        await self.gate.wait()
+        return await super().run(ctx)
+
+
+async def test_flushing_redis_mid_run_and_restarting_the_worker_still_completes(
+    tmp_path: Path, redis_url: str
+) -> None:
+    async with running_bot(tmp_path, redis_url) as bot:
+        gate = asyncio.Event()
+        agents = {**scripted_agents(), Stage.IMPLEMENT: GatedCoder(gate)}
+        bot.start_worker(agents)
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        await bot.wait_for_state("implementation", timeout=60)
+        await asyncio.sleep(0.5)
+        await bot.stop_workers()
+        client = aioredis.from_url(redis_url)
+        await client.flushdb()
+        await client.aclose()
+        gate.set()
+        bot.start_worker(agents)
+        await bot.wait_for_state("completed", "failed", timeout=90)
+        await assert_completed_once(bot, issue)
+
+
+async def test_two_concurrent_labels_start_one_run(tmp_path: Path, redis_url: str) -> None:
+    async with running_bot(tmp_path, redis_url) as bot:
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        bot.fake.deliver(
+            "issues", "labeled", repo=bot.repo, number=issue, label="factory", sender="alice"
+        )
+        await bot.fake.settle_webhooks()
+        bot.start_worker(scripted_agents())
+        await bot.wait_for_state("completed", "failed", timeout=90)
+        await asyncio.sleep(1)
+        await assert_completed_once(bot, issue)
+        replies = [c for c in bot.fake.comments(bot.repo, issue) if "already in progress" in c.body]
+        # The second label either found the run active (one reply) or arrived after the
+        # start had been recorded; it never started a second run.
+        assert len(replies) <= 1
+        assert all(c.user.login == BOT_LOGIN for c in replies)

@@ -103,5 +103,7 @@ def worker_settings(
         "on_shutdown": on_shutdown,
         "job_timeout": settings.job_timeout_s,
         "allow_abort_jobs": True,
+        # The queue is polled this often: it bounds how soon a delivery turns into a reaction.
+        "poll_delay": 0.1,
         "max_tries": 8,
     }

@@ -59,9 +59,11 @@ class Bot:
 
     def start_worker(self, agents: Mapping[Any, Any]) -> Worker:
         worker = Worker(
-            **worker_settings(self.settings, self.services, parts_options={"agents": dict(agents)}),
+            **{
+                **worker_settings(self.settings, self.services, parts_options={"agents": dict(agents)}),
+                "poll_delay": 0.05,
+            },
             handle_signals=False,
-            poll_delay=0.05,
         )
         self.workers.append(asyncio.create_task(worker.async_run()))
         worker_ref = worker

@@ -20,8 +20,10 @@ async def main() -> None:
     services = await build_services(settings)
     try:
         worker = Worker(
-            **worker_settings(settings, services, parts_options={"agents": scripted_agents()}),
-            poll_delay=0.05,
+            **{
+                **worker_settings(settings, services, parts_options={"agents": scripted_agents()}),
+                "poll_delay": 0.05,
+            },
         )
         await worker.async_run()
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Generator
@@ -63,7 +64,7 @@ async def run(settings: Settings, roles: Roles, *, out: TextIO) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _on_signal, stop)
     sock = _bind(settings) if roles.http else None
     try:
         await _prepare_database(settings, migrate=roles.migrate)
@@ -83,6 +84,15 @@ async def run(settings: Settings, roles: Roles, *, out: TextIO) -> None:
             sock.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _on_signal(stop: asyncio.Event) -> None:
+    if not stop.is_set():
+        stop.set()
+        return
+    # A second Ctrl-C means "now": the embedded Redis dies with us (it is tied to this process).
+    log.warning("second signal: exiting without waiting for running work")
+    os._exit(130)
 
 
 def _bind(settings: Settings) -> socket.socket:
@@ -149,7 +159,7 @@ async def _serve(
     try:
         if server is not None:
             await _until_started(server, tasks["http server"])
-        if not stop.is_set():
+        if not stop.is_set() and (server is None or server.started):
             _print_banner(settings, services, roles, sock, webhooks_enabled, out)
         done, _ = await asyncio.wait(
             [stopped, *tasks.values()], return_when=asyncio.FIRST_COMPLETED
@@ -160,11 +170,11 @@ async def _serve(
         log.info("shutting down")
         if server is not None:
             server.should_exit = True
-            await _settle(tasks["http server"])
+            await _settle("http server", tasks["http server"])
         if worker is not None:
             await _drain(worker, SHUTDOWN_GRACE_S)
             await worker.close()
-            await _settle(tasks["worker"])
+            await _settle("worker", tasks["worker"])
     if failed:
         raise StartupError(f"the {' and '.join(failed)} stopped unexpectedly; see the log above")
 
@@ -189,9 +199,15 @@ async def _drain(worker: Worker, timeout_s: float) -> None:
         await asyncio.wait_for(no_running_jobs(), timeout_s)
 
 
-async def _settle(task: asyncio.Task[None]) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
+async def _settle(name: str, task: asyncio.Task[None]) -> None:
+    """Wait for a role to end; a crash is logged (and reported by the caller), not re-raised
+    over the shutdown that is still closing the other role."""
+    try:
         await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("the %s failed", name)
 
 
 def _print_banner(

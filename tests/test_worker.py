@@ -17,9 +17,8 @@ async def test_a_worker_runs_the_ping_job_with_services_in_ctx(
     job = await services.redis.enqueue_job("ping", _job_id="ping-1")
     assert job is not None
 
-    worker = Worker(
-        **worker_settings(settings, services), burst=True, poll_delay=0, handle_signals=False
-    )
+    options = {**worker_settings(settings, services), "burst": True, "poll_delay": 0}
+    worker = Worker(**options, handle_signals=False)
     try:
         await worker.async_run()
     finally:
@@ -38,8 +37,8 @@ async def test_a_duplicate_job_id_is_not_enqueued_twice(services: Services) -> N
     assert first is not None and second is None
 
 
-def test_every_registered_job_has_a_unique_name() -> None:
-    names = [function.name for function in job_functions()]
+def test_every_registered_job_has_a_unique_name(settings: Settings) -> None:
+    names = [function.name for function in job_functions(settings)]
 
     assert "ping" in names
     assert len(names) == len(set(names))

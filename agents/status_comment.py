@@ -54,6 +54,7 @@ _ICON = {
 }
 
 _HEADLINE = {
+    FeatureState.QUEUED: "waiting for a free slot",
     FeatureState.PLANNING: "planning",
     FeatureState.AWAITING_APPROVAL: "waiting for plan approval",
     FeatureState.AWAITING_CLARIFICATION: "waiting for answers to the plan's questions",
@@ -121,6 +122,8 @@ def render_status(view: StatusView) -> str:
         ]
     elif view.state is FeatureState.CANCELLED:
         lines += ["", "This run was cancelled. Label the issue again or comment `/factory plan` to start a new one."]
+    elif view.state is FeatureState.QUEUED:
+        lines += ["", "Other runs in this installation are using every slot; this one starts as soon as one ends."]
     elif view.state is FeatureState.AWAITING_APPROVAL:
         lines += ["", "Read the plan, then comment `/factory approve` to implement it, or `/factory plan <guidance>` to re-plan."]
     elif view.state is FeatureState.AWAITING_CLARIFICATION:

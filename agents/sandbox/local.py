@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -150,6 +151,10 @@ class BubblewrapSandbox(_LocalSandbox):
                 argv += ["--tmpfs", str(hidden)]
             else:
                 argv += ["--ro-bind", "/dev/null", str(hidden)]
+        # The bot's own Python (a venv in a checkout under /tmp, say) stays usable for gates.
+        for root in _toolchain_roots():
+            if any(root.is_relative_to(p) for p in (Path("/tmp"), Path("/run"))):
+                argv += ["--ro-bind", str(root), str(root)]
         # Mounted last so it shows through /tmp or a hidden directory when the workspace is inside.
         argv += ["--bind", str(self.workspace_root), str(self.workspace_root)]
         argv += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -221,3 +226,7 @@ class SubprocessSandbox(_LocalSandbox):
 
     def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
         return [self.shell, "-c", command]
+
+
+def _toolchain_roots() -> list[Path]:
+    return list(dict.fromkeys(Path(p).resolve() for p in (sys.prefix, sys.base_prefix)))

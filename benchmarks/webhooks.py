@@ -32,8 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
-FIXTURES = Path("/work/shared/fixtures/webhooks")
+# shared/ lies beside the checkout.
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
 SECRET = "benchmark-secret"
 QUEUE_PREFIX = "bench-webhooks"
 P99_LIMIT_MS = 25.0
@@ -328,7 +330,8 @@ def cli() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
         kind, port, data_dir, redis_url, queue = sys.argv[2:7]
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(kind, int(port), Path(data_dir), redis_url, queue))
+            # uvloop, as `uvicorn` itself picks when it is installed (uvicorn[standard]).
+            uvloop.run(_serve(kind, int(port), Path(data_dir), redis_url, queue))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -337,7 +340,7 @@ def cli() -> int:
     parser.add_argument(
         "--redis-url", default=os.environ.get("FACTORY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
     )
-    return asyncio.run(main(parser.parse_args()))
+    return uvloop.run(main(parser.parse_args()))
 
 
 if __name__ == "__main__":

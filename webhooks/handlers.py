@@ -39,7 +39,7 @@ def has_command(body: str | None) -> bool:
     Uses the worker's own parser so that ingress and worker can never disagree on what a
     command line is (fenced code, quotes and HTML comments excluded).
     """
-    return bool(body) and bool(parse_commands(body or ""))
+    return body is not None and bool(parse_commands(body))
 
 
 def is_bot_pull_request(pull_request: PullRequestRef, env: RouteEnv) -> bool:
@@ -55,13 +55,6 @@ def _installation(ctx: EventContext[Envelope]) -> int:
     return installation_id
 
 
-def _repo(ctx: EventContext[Envelope]) -> str:
-    repository = ctx.repository
-    if repository is None:
-        raise ValueError(f"{ctx.key} without a repository reached a handler")
-    return repository
-
-
 @on("ping", payload=Envelope, needs_installation=False)
 async def ping(ctx: EventContext[Envelope], env: RouteEnv) -> RouteResult:
     return Ignore("ping: hook configured")
@@ -72,7 +65,7 @@ async def start_feature(ctx: EventContext[IssueLabeled], env: RouteEnv) -> Route
     label = ctx.payload.label
     if label is None:
         return Ignore("issues.labeled without a label")
-    repo = _repo(ctx)
+    repo = ctx.payload.repository.full_name
     trigger = await env.trigger_label(repo)
     # GitHub label names are unique per repository regardless of case.
     if label.name.casefold() != trigger.casefold():
@@ -102,7 +95,7 @@ async def issue_command(ctx: EventContext[IssueCommented], env: RouteEnv) -> Rou
             "command_received",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "issue_number": ctx.payload.issue.number,
                 "is_pull_request": ctx.payload.issue.pull_request is not None,
                 "comment_id": comment.id,
@@ -131,7 +124,7 @@ async def review_comment(ctx: EventContext[ReviewCommented], env: RouteEnv) -> R
                 "command_received",
                 {
                     "installation_id": _installation(ctx),
-                    "repo": _repo(ctx),
+                    "repo": ctx.payload.repository.full_name,
                     "issue_number": pull_request.number,
                     "is_pull_request": True,
                     "comment_id": comment.id,
@@ -150,7 +143,7 @@ async def review_comment(ctx: EventContext[ReviewCommented], env: RouteEnv) -> R
             "review_comment_created",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "pr_number": pull_request.number,
                 "comment_id": comment.id,
                 "in_reply_to_id": comment.in_reply_to_id,
@@ -175,7 +168,7 @@ async def review_submitted(ctx: EventContext[ReviewSubmitted], env: RouteEnv) ->
             "review_submitted",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "pr_number": pull_request.number,
                 "review_id": review.id,
                 "state": review.state,
@@ -197,7 +190,7 @@ async def pr_closed(ctx: EventContext[PullRequestChanged], env: RouteEnv) -> Rou
             "pr_closed",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "pr_number": pull_request.number,
                 "merged": bool(pull_request.merged),
                 "head_ref": pull_request.head.ref,
@@ -217,7 +210,7 @@ async def pr_synchronized(ctx: EventContext[PullRequestChanged], env: RouteEnv) 
             "pr_synchronized",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "pr_number": pull_request.number,
                 "head_sha": pull_request.head.sha,
                 "sender": ctx.sender_login,
@@ -241,7 +234,7 @@ async def check_rerequested(ctx: EventContext[CheckRunChanged], env: RouteEnv) -
             "check_rerequested",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "check_run_id": check_run.id,
                 "name": check_run.name,
                 "head_sha": check_run.head_sha,
@@ -265,7 +258,7 @@ async def check_suite_rerequested(
             "check_suite_rerequested",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "head_sha": suite.head_sha,
                 "delivery_id": ctx.delivery_id,
             },
@@ -285,7 +278,7 @@ async def workflow_run_completed(
             "workflow_run_completed",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "run_id": run.id,
                 "workflow_id": run.workflow_id,
                 "name": run.name,
@@ -311,7 +304,7 @@ async def knowledge_refresh(ctx: EventContext[Pushed], env: RouteEnv) -> RouteRe
             "knowledge_refresh",
             {
                 "installation_id": _installation(ctx),
-                "repo": _repo(ctx),
+                "repo": ctx.payload.repository.full_name,
                 "before": push.before,
                 "after": push.after,
                 "added": _union(commit.added for commit in push.commits),

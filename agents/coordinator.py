@@ -85,6 +85,7 @@ class Coordinator:
         liveness: Liveness,
         config: CoordinatorConfig,
         clock: Callable[[], datetime] = utcnow,
+        on_step_failed: Callable[[FeatureView, Stage, str], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.queue = queue
@@ -93,6 +94,7 @@ class Coordinator:
         self.liveness = liveness
         self.config = config
         self.clock = clock
+        self.on_step_failed = on_step_failed
 
     # ------------------------------------------------------------------ starting a run
 
@@ -270,6 +272,11 @@ class Coordinator:
                     details={"summary": result.summary[:500], "cost_usd": result.cost_usd},
                 )
             )
+        if result.outcome is Outcome.FAILED and self.on_step_failed is not None:
+            try:
+                await self.on_step_failed(view, stage, f"{result.summary}\n{result.details}".strip())
+            except Exception:  # remembering a failure must never block the run's own ending
+                log.warning("could not record the failure of feature %s", feature_id, exc_info=True)
         return await self._apply(feature_id, stage, result.outcome, round_, attempt, run=run, detail=result.summary)
 
     async def _execute(

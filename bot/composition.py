@@ -18,7 +18,7 @@ import httpx
 
 from agents.code_stage import CoderStage
 from agents.coordinator import Coordinator, CoordinatorConfig
-from agents.events import Asker, EventHandlers, Learner
+from agents.events import Asker, EventHandlers
 from agents.lifecycle import Stage
 from agents.liveness import Liveness
 from agents.llm import LLMClient
@@ -26,13 +26,16 @@ from agents.plan_stage import PlannerStage
 from agents.runtime import Runtime
 from agents.sandbox import Sandbox, make_sandbox
 from agents.stages import StageAgent
-from agents.toolbox import KnowledgeLookup, Toolbox
+from agents.stages import FeatureView
+from agents.toolbox import Toolbox
 from agents.workspace import GitAuthor, Workspace
 from bot.github.app import GitHubApp
 from bot.github.errors import GitHubNotFound
+from bot.knowledge_jobs import KnowledgeJobs
 from bot.permissions import PermissionChecker
 from bot.services import Services
 from bot.settings import PUBLIC_GITHUB_API, Settings, SettingsError
+from knowledge.service import KnowledgeService
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +58,14 @@ class WorkerParts:
     liveness: Liveness
     github_app: GitHubApp
     llm: LLMClient
-    closers: list[Any] = field(default_factory=list)
+
+    knowledge: KnowledgeService | None = None
 
     async def aclose(self) -> None:
         await self.llm.aclose()
+        await self.github_app.aclose()
+        if self.knowledge is not None:
+            self.knowledge.close()
 
 
 def github_app_from(settings: Settings, services: Services, transport: httpx.AsyncBaseTransport | None) -> GitHubApp:
@@ -97,10 +104,8 @@ async def build_worker_parts(
     agents: Mapping[Stage, StageAgent] | None = None,
     github_transport: httpx.AsyncBaseTransport | None = None,
     anthropic_http_client: Any = None,
-    knowledge: KnowledgeLookup | None = None,
+    knowledge_service: KnowledgeService | None = None,
     ask: Asker | None = None,
-    learn: Learner | None = None,
-    refresh_knowledge: Any = None,
     sandbox_backend: str | None = None,
 ) -> WorkerParts:
     settings = services.settings
@@ -134,13 +139,27 @@ async def build_worker_parts(
         return make_sandbox(backend, workspace_root=path, hidden_paths=hidden)  # type: ignore[arg-type]
 
     stage_agents = dict(agents) if agents is not None else default_agents()
-    toolbox = Toolbox(llm=llm, sandbox_for=sandbox_for, workspace=workspace, knowledge=knowledge)
+    toolbox = Toolbox(llm=llm, sandbox_for=sandbox_for, workspace=workspace)
     runtime = Runtime(
         github=github_app,
         tools=toolbox,
         available=frozenset(stage_agents),
         server_url=web_url(settings.github_api_url),
     )
+    jobs = (
+        KnowledgeJobs(knowledge_service, runtime, services.db, workspace)
+        if knowledge_service is not None
+        else None
+    )
+    if jobs is not None:
+        toolbox.knowledge = jobs.context_for
+
+    async def remember_failure(feature: FeatureView, stage: Stage, error: str) -> None:
+        if jobs is not None:
+            gh = await runtime.repo(feature.installation_id, feature.repository)
+            issue = await gh.get_issue(feature.issue_number)
+            await jobs.remember_failure(feature.repository, stage.value, error, issue.title, issue.number)
+
     liveness = Liveness(services.redis)
     coordinator = Coordinator(
         db=services.db,
@@ -154,6 +173,7 @@ async def build_worker_parts(
             job_timeout_s=settings.job_timeout_s,
             server_url=web_url(settings.github_api_url),
         ),
+        on_step_failed=remember_failure,
     )
 
     async def fetch_permission(repo: str, login: str) -> str:
@@ -168,11 +188,30 @@ async def build_worker_parts(
         runtime=runtime,
         permissions=permissions,
         db=services.db,
-        ask=ask,
-        learn=learn,
-        refresh_knowledge=refresh_knowledge,
+        ask=ask or (jobs.ask if jobs is not None else None),
+        learn=jobs.learn if jobs is not None else None,
+        refresh_knowledge=jobs.refresh if jobs is not None else None,
     )
-    return WorkerParts(coordinator=coordinator, handlers=handlers, liveness=liveness, github_app=github_app, llm=llm)
+    return WorkerParts(
+        coordinator=coordinator,
+        handlers=handlers,
+        liveness=liveness,
+        github_app=github_app,
+        llm=llm,
+        knowledge=knowledge_service,
+    )
+
+
+def open_knowledge(settings: Settings) -> KnowledgeService:
+    """The knowledge store named by settings: a Chroma server if a URL is set, else on disk."""
+    lexical = settings.data_dir / "knowledge" / "lexical.sqlite3"
+    lexical.parent.mkdir(parents=True, exist_ok=True)
+    return KnowledgeService.open(
+        lexical_path=lexical,
+        chroma_path=None if settings.chroma_url else settings.effective_chroma_path,
+        chroma_url=settings.chroma_url,
+        model_path=settings.embedding_model,
+    )
 
 
 async def _installation_of(github_app: GitHubApp, repo: str) -> int:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(
         default=None, description="URL of a Chroma server shared by all workers (overrides chroma_path)."
     )
+    knowledge: bool = Field(
+        default=True,
+        description="Index repositories and learn from PR outcomes (loads the embedding model in workers).",
+    )
     embedding_model: str | None = Field(
         default=None,
         description="Path of a sentence-transformers model. Unset: the packaged all-MiniLM-L6-v2.",

@@ -67,8 +67,13 @@ def worker_settings(
         from bot.composition import build_worker_parts
 
         ctx["services"] = services
+        options = dict(parts_options or {})
+        if settings.knowledge and "knowledge_service" not in options:
+            from bot.composition import open_knowledge
+
+            options["knowledge_service"] = open_knowledge(settings)
         try:
-            parts = await build_worker_parts(services, **(parts_options or {}))
+            parts = await build_worker_parts(services, **options)
         except SettingsError as exc:
             # `factory up` must start on a bare machine; jobs will say what is missing.
             log.warning("worker runs without GitHub access: %s", exc)

@@ -156,6 +156,27 @@ class PostedReview:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmittedReview:
+    """A review someone posted: its verdict (``state``) and text."""
+
+    id: int
+    author: str
+    state: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostedReviewComment:
+    """An inline comment someone left in a review thread."""
+
+    id: int
+    author: str
+    path: str
+    line: int | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewCommentReply:
     id: int
     html_url: str

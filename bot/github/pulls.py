@@ -13,6 +13,8 @@ from .diff import DiffIndex
 from .errors import GitHubValidationFailed, github_errors
 from .models import (
     PostedReview,
+    PostedReviewComment,
+    SubmittedReview,
     PullFile,
     PullRequest,
     ReviewComment,
@@ -214,3 +216,33 @@ class PullOps(RepoScope):
             )
         raw = response.parsed_data
         return ReviewCommentReply(raw.id, raw.html_url, present(raw.in_reply_to_id) or comment_id)
+
+    async def list_reviews(self, number: int) -> tuple[SubmittedReview, ...]:
+        reviews: list[SubmittedReview] = []
+        with github_errors(f"list reviews of {self.full_name}#{number}"):
+            async for raw in self.gh.rest.paginate(
+                self.gh.rest.pulls.async_list_reviews,
+                owner=self.owner,
+                repo=self.repo,
+                pull_number=number,
+                per_page=100,
+            ):
+                author = raw.user.login if raw.user else "ghost"
+                reviews.append(SubmittedReview(raw.id, author, raw.state, raw.body or ""))
+        return tuple(reviews)
+
+    async def list_review_comments(self, number: int) -> tuple[PostedReviewComment, ...]:
+        comments: list[PostedReviewComment] = []
+        with github_errors(f"list review comments of {self.full_name}#{number}"):
+            async for raw in self.gh.rest.paginate(
+                self.gh.rest.pulls.async_list_review_comments,
+                owner=self.owner,
+                repo=self.repo,
+                pull_number=number,
+                per_page=100,
+            ):
+                author = raw.user.login if raw.user else "ghost"
+                comments.append(
+                    PostedReviewComment(raw.id, author, raw.path, present(raw.line), raw.body)
+                )
+        return tuple(comments)

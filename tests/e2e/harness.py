@@ -57,10 +57,17 @@ class Bot:
 
     # -- workers -------------------------------------------------------------------------
 
-    def start_worker(self, agents: Mapping[Any, Any]) -> Worker:
+    def start_worker(self, agents: Mapping[Any, Any] | None = None, **parts_options: Any) -> Worker:
+        """An in-process worker; ``agents`` None runs the real stage agents.
+
+        ``parts_options`` go to ``build_worker_parts`` as well, e.g. ``anthropic_http_client``.
+        """
+        options = dict(parts_options)
+        if agents is not None:
+            options["agents"] = dict(agents)
         worker = Worker(
             **{
-                **worker_settings(self.settings, self.services, parts_options={"agents": dict(agents)}),
+                **worker_settings(self.settings, self.services, parts_options=options),
                 "poll_delay": 0.05,
             },
             handle_signals=False,
@@ -140,8 +147,13 @@ class Bot:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    tmp_path: Path, redis_url: str, *, files: Mapping[str, str] | None = None
+    tmp_path: Path,
+    redis_url: str,
+    *,
+    files: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Bot]:
+    """``env`` adds or overrides settings variables (``FACTORY_*``, ``ANTHROPIC_API_KEY``)."""
     fake = FakeGitHub(tmp_path / "github", webhook_secret=SECRET)
     with serve(fake):
         installation_id = fake.add_installation("octo-org")
@@ -154,7 +166,7 @@ async def running_bot(
         )
         fake.set_permission(repo, "alice", "maintain")
         key_path = fake.write_private_key(tmp_path / "app.pem")
-        env = {
+        variables = {
             "FACTORY_WEBHOOK_SECRET": SECRET,
             "FACTORY_APP_ID": str(fake.app_id),
             "FACTORY_PRIVATE_KEY_PATH": str(key_path),
@@ -164,9 +176,12 @@ async def running_bot(
             "FACTORY_DATA_DIR": str(tmp_path / "data"),
             "FACTORY_SANDBOX": "local",
             "FACTORY_JOB_TIMEOUT_S": "120",
+            # The embedding model is not needed by scripted agents; knowledge tests turn it on.
+            "FACTORY_KNOWLEDGE": "false",
+            **(env or {}),
         }
         settings = load_settings(
-            _env_file=None, **{k.removeprefix("FACTORY_").lower(): v for k, v in env.items()}
+            _env_file=None, **{k.removeprefix("FACTORY_").lower(): v for k, v in variables.items()}
         )
         db = Database(settings.effective_database_url)
         await db.create_all()
@@ -174,7 +189,7 @@ async def running_bot(
         services = await build_services(settings, redis=pool, db=db)
         app = create_app(settings, services)
         fake.set_webhook_sink(asgi_app=app)
-        bot = Bot(fake, repo, installation_id, settings, services, env, tmp_path)
+        bot = Bot(fake, repo, installation_id, settings, services, variables, tmp_path)
         try:
             yield bot
         finally:

@@ -315,15 +315,26 @@ async def main(args: argparse.Namespace) -> int:
     print(f"payloads: {len(items)} documented fixtures, signed; concurrency {args.concurrency}")
     for line in bare.lines() + hooks.lines():
         print(line)
-    print(f"throughput ratio webhooks/bare: {ratio:.2f}   jobs enqueued: {queued_jobs}")
-    p99 = hooks.percentile(99)
-    errors = sum(n for status, n in hooks.statuses.items() if not status.startswith("20"))
-    ok = p99 < P99_LIMIT_MS and ratio >= MIN_RATIO and errors == 0
     print(
-        f"acceptance (p99 < {P99_LIMIT_MS} ms, ratio >= {MIN_RATIO}, no errors): "
-        f"{'PASS' if ok else 'FAIL'}"
+        f"throughput ratio webhooks/bare: {ratio:.2f}   jobs in the queue (with warm-up): {queued_jobs}"
     )
-    return 0 if ok else 1
+    errors = sum(n for status, n in hooks.statuses.items() if not status.startswith("20"))
+    checks = {
+        f"client-seen p99 < {P99_LIMIT_MS:g} ms": hooks.percentile(99) < P99_LIMIT_MS,
+        f"in-server p99 < {P99_LIMIT_MS:g} ms": percentile(hooks.server_ms, 99) < P99_LIMIT_MS,
+        f"throughput >= {MIN_RATIO:g} x bare": ratio >= MIN_RATIO,
+        "no error answers": errors == 0,
+    }
+    for name, passed in checks.items():
+        print(f"  {'PASS' if passed else 'FAIL'}  {name}")
+    if bare.percentile(99) >= P99_LIMIT_MS:
+        # Latency at a fixed concurrency is concurrency / throughput: when even the bare
+        # endpoint misses the bound, the load generator or the machine is the limit.
+        print(
+            f"  note: the bare endpoint's own client-seen p99 is {bare.percentile(99):.1f} ms "
+            f"on this machine (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+        )
+    return 0 if all(checks.values()) else 1
 
 
 def cli() -> int:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from bot.settings import Settings, SettingsError, load_settings
+from knowledge.cli import make_knowledge_cli
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -115,6 +116,61 @@ def config() -> None:
     typer.echo(markdown_table())
 
 
+def replay(
+    target: Annotated[str, typer.Argument(help="A recorded delivery id, or a payload .json file.")],
+    event: Annotated[
+        str | None,
+        typer.Option("--event", help="The X-GitHub-Event name (needed for a payload file)."),
+    ] = None,
+) -> None:
+    """Run a recorded or given delivery through ingress again (no signature check), for debugging."""
+    from pathlib import Path
+
+    settings = _settings()
+    _with_logging(settings)
+
+    async def go() -> int:
+        from bot.services import build_services
+        from webhooks.replay import ReplayError
+        from webhooks.replay import replay as run_replay
+
+        services = await build_services(settings)
+        try:
+            path = Path(target)
+            is_file = target.endswith(".json") or path.is_file()
+            outcome = await run_replay(
+                settings=settings,
+                db=services.db,
+                arq=services.redis,
+                delivery_id=None if is_file else target,
+                payload_path=path if is_file else None,
+                event=event,
+            )
+        except ReplayError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            return 1
+        finally:
+            await services.aclose()
+        result = outcome.outcome
+        typer.echo(f"replayed {outcome.original} as {outcome.delivery_id}: {result.status.value}")
+        for job in result.jobs:
+            typer.echo(f"  queued {job}")
+        if result.reason:
+            typer.echo(f"  reason: {result.reason}")
+        return 0
+
+    code = _complete(go())
+    if code:
+        raise typer.Exit(code)
+
+
+def _open_knowledge() -> Any:
+    settings = _settings()
+    from bot.composition import open_knowledge
+
+    return open_knowledge(settings)
+
+
 app = typer.Typer(
     name="factory",
     help="Agent Factory: a GitHub App that turns labelled issues into reviewed pull requests.",
@@ -130,7 +186,9 @@ app.command("serve")(serve)
 app.command("worker")(worker)
 app.command("doctor")(doctor)
 app.command("config")(config)
+app.command("replay")(replay)
 app.add_typer(db_app, name="db")
+app.add_typer(make_knowledge_cli(_open_knowledge), name="knowledge")
 db_app.command("upgrade")(db_upgrade)
 
 

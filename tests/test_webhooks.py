@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import os
 import socket
@@ -29,7 +30,7 @@ from githubkit.webhooks import sign
 from sqlalchemy import select
 
 from bot.db.database import Database
-from bot.db.models import Repository, WebhookDelivery
+from bot.db.models import DeliveryStatus, Repository, WebhookDelivery
 from bot.settings import Settings, load_settings
 from webhooks import handlers
 from webhooks.archive import PayloadArchive
@@ -956,3 +957,45 @@ def test_route_declarations_are_checked() -> None:
     assert router.route_for("push", None) is route
     assert router.route_for("push", "anything") is route
     assert router.route_for("issues", "opened") is None
+
+
+async def test_a_redelivery_enqueues_the_jobs_a_crash_left_unqueued(tmp_path: Path, redis_url: str) -> None:
+    """The row is recorded but the process died before enqueueing: GitHub's redelivery
+    (answered "duplicate") still gets the work queued, exactly once."""
+    from arq.jobs import Job, JobStatus
+
+    from bot.db.database import Database
+    from bot.queue import create_arq_pool
+    from bot.settings import load_settings
+    from webhooks.deliveries import DeliveryLog, DeliveryRecord
+    from webhooks.pipeline import build_processor
+
+    settings = load_settings(_env_file=None, data_dir=tmp_path, webhook_secret="s", trigger_label="bug")
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}")
+    await db.create_all()
+    pool = await create_arq_pool(redis_url)
+    payload = json.loads((FIXTURES / "issues" / "labeled.payload.json").read_bytes())
+    payload["installation"] = {"id": 7, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uNw=="}
+    body = json.dumps(payload).encode()
+    try:
+        processor = build_processor(settings=settings, db=db, arq=pool)
+        # What a crash after the record and before the enqueue leaves behind:
+        job_id = "crashed-1:feature_start:0"
+        await DeliveryLog(db).claim(
+            DeliveryRecord(
+                delivery_id="crashed-1", event="issues", action="labeled", installation_id=7,
+                repository=payload["repository"]["full_name"], sender=payload["sender"]["login"],
+                payload_sha256=hashlib.sha256(body).hexdigest(), status=DeliveryStatus.QUEUED,
+                reason=None, jobs=[job_id],
+            )
+        )
+        assert await Job(job_id, pool).status() is JobStatus.not_found
+        outcome = await processor.process(event="issues", delivery_id="crashed-1", body=body)
+        assert outcome.status is DeliveryStatus.DUPLICATE
+        assert await Job(job_id, pool).status() is JobStatus.queued
+        again = await processor.process(event="issues", delivery_id="crashed-1", body=body)
+        assert again.status is DeliveryStatus.DUPLICATE
+        assert await pool.zcard("arq:queue") == 1
+    finally:
+        await pool.aclose()
+        await db.dispose()

@@ -14,6 +14,7 @@ burst of deliveries costs one commit, not one each.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -67,6 +68,7 @@ class StoredDelivery:
     action: str | None
     status: str
     payload_sha256: str
+    received_at: datetime
 
 
 _Claim = tuple[DeliveryRecord, "asyncio.Future[bool]"]
@@ -117,6 +119,7 @@ class DeliveryLog:
             WebhookDelivery.action,
             WebhookDelivery.status,
             WebhookDelivery.payload_sha256,
+            WebhookDelivery.received_at,
         ).where(WebhookDelivery.delivery_id == delivery_id)
         async with self._db.engine.connect() as conn:
             row = (await conn.execute(statement)).first()

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from arq.connections import ArqRedis
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # GitHub waits 10 s for an answer; a Redis that has not taken the jobs by then is down.
 ENQUEUE_TIMEOUT_S = 5.0
+# Well inside arq's keep_result (one hour): within it a finished job's id still dedupes.
+RESUME_WINDOW = timedelta(minutes=30)
 
 
 class BadDelivery(Exception):
@@ -123,6 +126,8 @@ class DeliveryProcessor:
             raise Unavailable(f"state store unavailable: {type(exc).__name__}") from exc
         if not claimed:
             log.info("delivery %s (%s) is a duplicate", delivery_id, ctx.key)
+            if jobs:
+                await self._resume_enqueue(delivery_id, jobs)
             return DeliveryOutcome(delivery_id, DeliveryStatus.DUPLICATE, [], "already received")
         self._archive_body(delivery_id, event, body)
         if jobs:
@@ -188,6 +193,22 @@ class DeliveryProcessor:
         except OSError as exc:
             # Losing the replay copy must not lose the delivery itself.
             log.warning("could not archive delivery %s for replay: %s", delivery_id, exc)
+
+    async def _resume_enqueue(self, delivery_id: str, jobs: list[PlannedJob]) -> None:
+        """A redelivery of a recent, recorded delivery enqueues its jobs again.
+
+        If the process died between recording and enqueueing, this is what gets the work
+        going; otherwise arq still holds those job ids (queued, or their results for an hour)
+        and the enqueue is a no-op. Older deliveries are left alone: their job results may
+        have expired and re-running them could start work twice.
+        """
+        stored = await self._deliveries.find(delivery_id)
+        if stored is None or stored.status != DeliveryStatus.QUEUED.value:
+            return
+        received = stored.received_at if stored.received_at.tzinfo else stored.received_at.replace(tzinfo=UTC)
+        if datetime.now(UTC) - received > RESUME_WINDOW:
+            return
+        await self._enqueue(delivery_id, jobs)
 
     async def _enqueue(self, delivery_id: str, jobs: list[PlannedJob]) -> None:
         try:

@@ -24,6 +24,9 @@ from bot.queue import create_arq_pool
 from bot.services import Services, build_services
 from bot.settings import Settings, load_settings
 
+# Every log record of the run is searched for secrets at the end (issue: no secret in logs).
+pytest_plugins = ["tests.log_audit"]
+
 PG_HOST, PG_PORT, PG_ADMIN_DB, PG_USER = "127.0.0.1", 5432, "test", "postgres"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 _REDIS_CLAIM_KEY = "factory-tests:claimed-by"

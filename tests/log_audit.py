@@ -35,11 +35,14 @@ class _Exempt(logging.Filter):
         return not record.name.startswith(EXEMPT_LOGGERS)
 
 
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
 class _Everything(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         # Arguments, exception text and extra fields all count as "written to the log".
         text = super().format(record)
-        extras = {k: v for k, v in record.__dict__.items() if k not in logging.LogRecord("", 0, "", 0, "", None, None).__dict__}
+        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         return f"{text} {extras}" if extras else text
 
 

@@ -9,6 +9,7 @@ a crash does nothing twice. Agents never call each other: a step returns a resul
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -490,7 +491,10 @@ class Coordinator:
         for job_id in job_ids:
             job = Job(job_id, self.queue)
             if await job.status() in (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress):
-                await job.abort(timeout=0)
+                # Only ask the worker to cancel it: arq's abort then waits for the job's result
+                # and raises TimeoutError when, as here, there is nothing to wait for.
+                with contextlib.suppress(TimeoutError):
+                    await job.abort(timeout=0, poll_delay=0)
         async with self.db.session() as s:
             await s.execute(
                 update(Task)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from agents.checks import parse_external_id
 from agents.commands import (
@@ -24,11 +25,12 @@ from agents.commands import (
 )
 from agents.coordinator import Coordinator
 from agents.lifecycle import Decision, Stage, next_enabled, stage_for_check
-from agents.runtime import CONFIG_ERROR_MARKER, ConfigInvalid, Runtime
+from agents.runtime import CONFIG_ERROR_MARKER, CONFIG_PATH, ConfigInvalid, Runtime
 from bot.db import Database, Feature, FeatureState, Installation, Repository, Task
 from bot.github.errors import scrub
-from bot.permissions import LABEL, PermissionChecker
-from bot.repo_config import explain
+from bot.github.models import RepoInfo
+from bot.permissions import LABEL, PermissionChecker, is_bot
+from bot.repo_config import ConfigResult, explain
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ class EventHandlers:
         gh = await self.runtime.repo(installation_id, repo)
         await gh.react_to_issue(issue_number, "eyes")
         try:
-            config = await self.runtime.load_config(installation_id, gh)
+            config = await self._load_config(installation_id, gh)
         except ConfigInvalid as exc:
             await gh.upsert_marked_comment(issue_number, CONFIG_ERROR_MARKER, exc.comment())
             return "config-invalid"
@@ -141,11 +143,16 @@ class EventHandlers:
         commands = parse_commands(body)
         if not commands:
             return "no command"
+        if is_bot(sender, sender_type):
+            # Not even a reaction: bots answering bots is how loops start.
+            return "bot"
         gh = await self.runtime.repo(installation_id, repo)
-        react = gh.react_to_review_comment if comment_kind == "review" else gh.react_to_issue_comment
+        react = (
+            gh.react_to_review_comment if comment_kind == "review" else gh.react_to_issue_comment
+        )
         await react(comment_id, "eyes")
         try:
-            config_result = await self.runtime.load_config(installation_id, gh)
+            config_result = await self._load_config(installation_id, gh)
         except ConfigInvalid as exc:
             await gh.upsert_marked_comment(issue_number, CONFIG_ERROR_MARKER, exc.comment())
             await react(comment_id, "confused")
@@ -159,10 +166,14 @@ class EventHandlers:
                 ok = False
                 message = command.reply_text(available)
                 await gh.upsert_marked_comment(
-                    issue_number, marker, f"{marker}\n{format_reply(sender, command.raw_line, message)}"
+                    issue_number,
+                    marker,
+                    f"{marker}\n{format_reply(sender, command.raw_line, message)}",
                 )
                 continue
-            decision = await self.permissions.decide(repo, sender, sender_type, command.name, config)
+            decision = await self.permissions.decide(
+                repo, sender, sender_type, command.name, config
+            )
             if not decision.allowed:
                 if not decision.notify:
                     return "bot"
@@ -193,6 +204,51 @@ class EventHandlers:
             )
         await react(comment_id, "rocket" if ok else "confused")
         return "ok" if ok else "failed"
+
+    async def _load_config(self, installation_id: int, gh: Any) -> ConfigResult:
+        loaded = await self.runtime.load_repo_and_config(installation_id, gh)
+        await self._remember_trigger_label(
+            installation_id, loaded.info, loaded.result.config.trigger_label
+        )
+        return loaded.result
+
+    async def _remember_trigger_label(
+        self, installation_id: int, info: RepoInfo, label: str
+    ) -> None:
+        """Keep ingress's copy of the trigger label in step with the default branch's config.
+
+        Ingress routes labels without calling GitHub, so it reads the label from the database.
+        """
+        try:
+            async with self.db.session() as s:
+                row = await s.get(Repository, info.id) or await s.scalar(
+                    select(Repository).where(Repository.full_name == info.full_name)
+                )
+                if row is None:
+                    known = await s.get(Installation, installation_id) is not None
+                    row = Repository(
+                        id=info.id,
+                        full_name=info.full_name,
+                        installation_id=installation_id if known else None,
+                    )
+                    s.add(row)
+                # Unchanged values write nothing: the session only flushes real changes.
+                row.trigger_label = label
+                row.default_branch = info.default_branch
+        except IntegrityError:
+            # Another job added the repository at the same moment, from the same config.
+            log.debug("%s was recorded concurrently", info.full_name)
+
+    async def _issue_of(self, repo: str, number: int) -> int:
+        """The issue a pull request of ours implements; any other number is its own issue."""
+        async with self.db.session() as s:
+            issue = await s.scalar(
+                select(Feature.issue_number)
+                .where(Feature.repository == repo, Feature.pr_number == number)
+                .order_by(Feature.id.desc())
+                .limit(1)
+            )
+        return number if issue is None else int(issue)
 
     async def _feature_for(self, repo: str, number: int, *, active_only: bool) -> Feature | None:
         async with self.db.session() as s:
@@ -227,8 +283,11 @@ class EventHandlers:
             if self.ask is None:
                 return "I cannot answer questions here: the knowledge store is not enabled on this bot."
             return await self.ask(repo, args)
-        active = await self._feature_for(repo, number, active_only=True)
-        latest = active or await self._feature_for(repo, number, active_only=False)
+        # On the bot's pull request the work belongs to the issue it implements; a new run
+        # for that issue has not recorded the pull request yet.
+        issue_number = await self._issue_of(repo, number)
+        active = await self._feature_for(repo, issue_number, active_only=True)
+        latest = active or await self._feature_for(repo, issue_number, active_only=False)
         if name == "status":
             if latest is None:
                 return "No run has started for this issue yet. Add the trigger label or comment `/factory plan`."
@@ -244,7 +303,9 @@ class EventHandlers:
         if name in ("plan", "implement", "approve"):
             if active is not None:
                 state = FeatureState(active.state)
-                if name == "approve" or (name == "implement" and state is FeatureState.AWAITING_APPROVAL):
+                if name == "approve" or (
+                    name == "implement" and state is FeatureState.AWAITING_APPROVAL
+                ):
                     if state is not FeatureState.AWAITING_APPROVAL:
                         return f"There is no plan waiting for approval (the run is **{state}**)."
                     run = await self.runtime.open_repo(installation_id, repo)
@@ -265,7 +326,11 @@ class EventHandlers:
                     FeatureState.AWAITING_CLARIFICATION,
                 ):
                     await coordinator.rerun(
-                        active.id, Stage.PLAN, actor=sender, cause="/factory plan", guidance=args or None
+                        active.id,
+                        Stage.PLAN,
+                        actor=sender,
+                        cause="/factory plan",
+                        guidance=args or None,
                     )
                     run = await self.runtime.open_repo(installation_id, repo)
                     await coordinator.refresh_status(active.id, run)
@@ -279,14 +344,17 @@ class EventHandlers:
             result = await self._start(
                 installation_id=installation_id,
                 repo=repo,
-                issue_number=number,
+                issue_number=issue_number,
                 sender=sender,
                 delivery_id=delivery_id,
                 gh=gh,
                 cause=f"/factory {name}",
                 guidance=args or None,
             )
-            return "Started a run; the status comment follows its progress." if result.startswith("feature") else result
+            if not result.startswith("feature"):
+                return result
+            where = "" if issue_number == number else f" on #{issue_number}"
+            return f"Started a run; the status comment{where} follows its progress."
         if name in ("retry", "revise", "review", "test", "deploy"):
             if latest is None:
                 return "No run exists for this issue yet. Add the trigger label or comment `/factory plan`."
@@ -297,7 +365,12 @@ class EventHandlers:
                     return f"The run is **{latest.state}**; only a failed or cancelled run can be retried."
                 stage = await self._failed_stage(latest.id)
             else:
-                stage = {"revise": Stage.IMPLEMENT, "review": Stage.REVIEW, "test": Stage.TEST, "deploy": Stage.DEPLOY}[name]
+                stage = {
+                    "revise": Stage.IMPLEMENT,
+                    "review": Stage.REVIEW,
+                    "test": Stage.TEST,
+                    "deploy": Stage.DEPLOY,
+                }[name]
             started = await coordinator.rerun(
                 latest.id,
                 stage,
@@ -315,7 +388,9 @@ class EventHandlers:
 
     async def _failed_stage(self, feature_id: int) -> Stage:
         async with self.db.session() as s:
-            tasks = (await s.scalars(select(Task).where(Task.feature_id == feature_id).order_by(Task.id))).all()
+            tasks = (
+                await s.scalars(select(Task).where(Task.feature_id == feature_id).order_by(Task.id))
+            ).all()
         for task in reversed(tasks):
             if task.outcome in (None, "failed") or task.state in ("failed", "cancelled", "running"):
                 return Stage(task.kind)
@@ -324,8 +399,15 @@ class EventHandlers:
     # ------------------------------------------------------------------ pull requests & checks
 
     async def review_submitted(
-        self, *, installation_id: int, repo: str, pr_number: int, state: str, body: str | None,
-        reviewer: str, **_: Any,
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        pr_number: int,
+        state: str,
+        body: str | None,
+        reviewer: str,
+        **_: Any,
     ) -> str:
         """A person asked for changes on the bot's PR: back to implementation, bounded by rounds."""
         if state.lower() != "changes_requested":
@@ -340,7 +422,9 @@ class EventHandlers:
                 feature.id,
                 expect=None,
                 decision=Decision(
-                    FeatureState.FAILED, None, feature.round,
+                    FeatureState.FAILED,
+                    None,
+                    feature.round,
                     f"review asked for changes again after {max_rounds} rounds",
                 ),
                 cause="pull_request_review.submitted",
@@ -349,8 +433,12 @@ class EventHandlers:
             await self.coordinator.refresh_status(feature.id, run)
             return "rounds exhausted"
         await self.coordinator.rerun(
-            feature.id, Stage.IMPLEMENT, actor=reviewer, cause="review asked for changes",
-            next_round=True, guidance=f"Review by @{reviewer}:\n{body or ''}",
+            feature.id,
+            Stage.IMPLEMENT,
+            actor=reviewer,
+            cause="review asked for changes",
+            next_round=True,
+            guidance=f"Review by @{reviewer}:\n{body or ''}",
         )
         await self.coordinator.refresh_status(feature.id, run)
         return "revising"
@@ -366,15 +454,28 @@ class EventHandlers:
         if feature is None:
             return "not ours"
         if self.learn is not None:
-            await self.learn(installation_id=installation_id, repo=repo, pr_number=pr_number, merged=merged, feature_id=feature.id)
+            await self.learn(
+                installation_id=installation_id,
+                repo=repo,
+                pr_number=pr_number,
+                merged=merged,
+                feature_id=feature.id,
+            )
         if feature.active_key is not None:
             run = await self.runtime.open_repo(installation_id, repo)
             decision = (
                 Decision(FeatureState.COMPLETED, None, feature.round, "pull request merged")
                 if merged
-                else Decision(FeatureState.CANCELLED, None, feature.round, "pull request closed without merging")
+                else Decision(
+                    FeatureState.CANCELLED,
+                    None,
+                    feature.round,
+                    "pull request closed without merging",
+                )
             )
-            await self.coordinator.transition(feature.id, expect=None, decision=decision, cause="pull_request.closed")
+            await self.coordinator.transition(
+                feature.id, expect=None, decision=decision, cause="pull_request.closed"
+            )
             await self.coordinator.refresh_status(feature.id, run)
         return "merged" if merged else "closed"
 
@@ -393,8 +494,14 @@ class EventHandlers:
         return "head updated"
 
     async def check_rerequested(
-        self, *, installation_id: int, repo: str, name: str, external_id: str | None = None,
-        sender: str = "github", **_: Any,
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        name: str,
+        external_id: str | None = None,
+        sender: str = "github",
+        **_: Any,
     ) -> str:
         parsed = parse_external_id(external_id)
         stage = parsed[1] if parsed else stage_for_check(name)
@@ -404,7 +511,9 @@ class EventHandlers:
         run = await self.runtime.open_repo(installation_id, repo)
         if stage not in run.enabled:
             return "stage not enabled"
-        started = await self.coordinator.rerun(feature_id, stage, actor=sender, cause=f"check {name} re-requested")
+        started = await self.coordinator.rerun(
+            feature_id, stage, actor=sender, cause=f"check {name} re-requested"
+        )
         await self.coordinator.refresh_status(feature_id, run)
         return "rerun" if started else "busy"
 
@@ -413,13 +522,17 @@ class EventHandlers:
     ) -> str:
         async with self.db.session() as s:
             feature = await s.scalar(
-                select(Feature).where(Feature.repository == repo, Feature.head_sha == head_sha).order_by(Feature.id.desc())
+                select(Feature)
+                .where(Feature.repository == repo, Feature.head_sha == head_sha)
+                .order_by(Feature.id.desc())
             )
         if feature is None:
             return "not ours"
         stage = await self._failed_stage(feature.id)
         run = await self.runtime.open_repo(installation_id, repo)
-        await self.coordinator.rerun(feature.id, stage, actor="github", cause="check suite re-requested")
+        await self.coordinator.rerun(
+            feature.id, stage, actor="github", cause="check suite re-requested"
+        )
         await self.coordinator.refresh_status(feature.id, run)
         return "rerun"
 
@@ -428,15 +541,33 @@ class EventHandlers:
         return "no deploy stage"
 
     async def knowledge_refresh(self, **kwargs: Any) -> str:
+        """A push to the default branch: pick up a changed config, then refresh knowledge."""
+        changed = [
+            *kwargs.get("added", []),
+            *kwargs.get("modified", []),
+            *kwargs.get("removed", []),
+        ]
+        if CONFIG_PATH in changed:
+            gh = await self.runtime.repo(kwargs["installation_id"], kwargs["repo"])
+            try:
+                await self._load_config(kwargs["installation_id"], gh)
+            except ConfigInvalid:
+                # Told on the next label or command; until then the old label still routes here.
+                log.info("%s: pushed an invalid %s", kwargs["repo"], CONFIG_PATH)
         if self.refresh_knowledge is None:
             return "knowledge off"
         await self.refresh_knowledge(**kwargs)
         return "refreshed"
 
     async def installation_changed(
-        self, *, installation_id: int, action: str, account: str | None = None,
+        self,
+        *,
+        installation_id: int,
+        action: str,
+        account: str | None = None,
         repositories_added: list[dict[str, Any]] | None = None,
-        repositories_removed: list[dict[str, Any]] | None = None, **_: Any,
+        repositories_removed: list[dict[str, Any]] | None = None,
+        **_: Any,
     ) -> str:
         """Remember installations and their repositories (ingress reads trigger labels from here)."""
         from bot.db.models import utcnow
@@ -452,7 +583,13 @@ class EventHandlers:
             for repo in repositories_added or []:
                 existing = await s.get(Repository, repo["id"])
                 if existing is None:
-                    s.add(Repository(id=repo["id"], full_name=repo["full_name"], installation_id=installation_id))
+                    s.add(
+                        Repository(
+                            id=repo["id"],
+                            full_name=repo["full_name"],
+                            installation_id=installation_id,
+                        )
+                    )
                 else:
                     existing.removed_at = None
                     existing.installation_id = installation_id
@@ -461,4 +598,3 @@ class EventHandlers:
                 if existing is not None:
                     existing.removed_at = utcnow()
         return action
-

@@ -11,12 +11,19 @@ from agents.checks import CheckSync
 from agents.coordinator import RunContext
 from agents.lifecycle import Stage
 from bot.github.errors import GitHubNotFound
+from bot.github.models import RepoInfo
 from bot.repo_config import ConfigError, ConfigResult, load_repo_config
 
 log = logging.getLogger(__name__)
 
 CONFIG_PATH = ".github/factory.yml"
 CONFIG_ERROR_MARKER = "<!-- agent-factory:config-error -->"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    info: RepoInfo
+    result: ConfigResult
 
 
 class RepoClientFactory(Protocol):
@@ -47,13 +54,20 @@ class Runtime:
 
     async def load_config(self, installation_id: int, gh: Any) -> ConfigResult:
         """Read the config from the default branch only, so a PR cannot change it for itself."""
+        return (await self.load_repo_and_config(installation_id, gh)).result
+
+    async def load_repo_and_config(self, installation_id: int, gh: Any) -> LoadedConfig:
+        """The repository's facts with its config: one read of the repository for both."""
         info = await gh.get_repository()
         repo_file = await gh.get_file(CONFIG_PATH, ref=info.default_branch)
         org_text = await self._org_default(installation_id, gh.owner)
         try:
-            return load_repo_config(repo_file.text if repo_file else None, org_default_text=org_text)
+            result = load_repo_config(
+                repo_file.text if repo_file else None, org_default_text=org_text
+            )
         except ConfigError as exc:
             raise ConfigInvalid(exc) from None
+        return LoadedConfig(info, result)
 
     async def _org_default(self, installation_id: int, owner: str) -> str | None:
         try:
@@ -68,7 +82,9 @@ class Runtime:
 
     def enabled(self, config: Any) -> frozenset[Stage]:
         optional = set(config.enabled_stages()) if config is not None else set()
-        stages = {Stage.PLAN, Stage.IMPLEMENT} | {Stage(s) for s in optional if s in Stage._value2member_map_}
+        stages = {Stage.PLAN, Stage.IMPLEMENT} | {
+            Stage(s) for s in optional if s in Stage._value2member_map_
+        }
         return frozenset(s for s in stages if s in self.available)
 
     async def open_repo(self, installation_id: int, full_name: str) -> RunContext:

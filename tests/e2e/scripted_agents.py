@@ -8,8 +8,10 @@ kills its own process (SIGKILL) once, right after its first GitHub effect.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 from agents.lifecycle import Outcome, Stage
@@ -123,3 +125,55 @@ def scripted_agents() -> dict[Stage, object]:
         Stage.TEST: ScriptedTester(),
         Stage.DEPLOY: ScriptedDeployer(),
     }
+
+
+class FailingOnceCoder(ScriptedCoder):
+    """Fails the first implementation of each listed issue, then works: for `/factory retry`."""
+
+    def __init__(self, issues: set[int] | None = None) -> None:
+        self.issues: set[int] = set(issues or ())
+        self.failed: list[int] = []
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        number = ctx.feature.issue_number
+        if number in self.issues and number not in self.failed:
+            self.failed.append(number)
+            return StepResult(Outcome.FAILED, "scripted failure", details="fails once on purpose")
+        return await super().run(ctx)
+
+
+class BlockingCoder:
+    """Stays in implementation until its job is cancelled, and notes when each happened."""
+
+    stage = Stage.IMPLEMENT
+
+    def __init__(self, hold_s: float = 60.0) -> None:
+        self.hold_s = hold_s
+        self.started_at: float | None = None
+        self.cancelled_at: float | None = None
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        self.started_at = time.monotonic()
+        try:
+            await asyncio.sleep(self.hold_s)
+        except asyncio.CancelledError:
+            self.cancelled_at = time.monotonic()
+            raise
+        return StepResult(Outcome.SUCCEEDED, f"held for {self.hold_s}s without being cancelled")
+
+
+class GuidedPlanner:
+    """Writes the guidance it was given into its plan comment, as the real planner follows it."""
+
+    stage = Stage.PLAN
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        marker = f"<!-- agent-factory:plan:{ctx.feature.id} -->"
+        guidance = ctx.feature.guidance or "none"
+        comment = await ctx.github.upsert_marked_comment(
+            ctx.feature.issue_number,
+            marker,
+            f"{marker}\n## Plan\n- [ ] Write hello.py\n\nGuidance followed: {guidance}",
+        )
+        await ctx.record(plan=PLAN, plan_comment_id=comment.id)
+        return StepResult(Outcome.SUCCEEDED, "1 step", cost_usd=0.01, tokens=1000)

@@ -168,3 +168,36 @@ async def test_two_concurrent_labels_start_one_run(tmp_path: Path, redis_url: st
         # start had been recorded; it never started a second run.
         assert len(replies) <= 1
         assert all(c.user.login == BOT_LOGIN for c in replies)
+
+
+async def test_runs_beyond_the_installation_limit_wait_for_a_free_slot(tmp_path: Path, redis_url: str) -> None:
+    async with running_bot(tmp_path, redis_url, env={"FACTORY_MAX_CONCURRENT_RUNS": "1"}) as bot:
+        gate = asyncio.Event()
+        bot.start_worker({**scripted_agents(), Stage.IMPLEMENT: GatedCoder(gate)})
+        first = bot.fake.create_issue(bot.repo, "First", "one", user="alice")
+        second = bot.fake.create_issue(bot.repo, "Second", "two", user="alice")
+        bot.fake.label_issue(bot.repo, first, "factory", user="alice")
+        await bot.wait_for_state("implementation", timeout=60)
+        bot.fake.label_issue(bot.repo, second, "factory", user="alice")
+
+        async def second_is_waiting() -> bool:
+            features = await bot.features()
+            if len(features) < 2 or features[1].state != "queued":
+                return False
+            status = _marked(bot.fake.comments(bot.repo, second), f"agent-factory:status:{features[1].id}")
+            return bool(status) and "waiting for a free slot" in status[0].body
+
+        await bot.wait_for(second_is_waiting, timeout=30, what="the second run to wait for a slot")
+        assert (await bot.features())[0].state == "implementation"
+        gate.set()
+
+        async def both_completed() -> bool:
+            return [f.state for f in await bot.features()] == ["completed", "completed"]
+
+        await bot.wait_for(both_completed, timeout=90, what="both runs to complete")
+        first_done, second_done = await bot.features()
+        # The second run only began planning after the first had finished.
+        assert first_done.finished_at is not None and second_done.created_at is not None
+        second_audit = await bot.audit(second_done.id)
+        started = next(a for a in second_audit if a.kind == "feature.transition" and a.from_state == "queued")
+        assert started.at >= first_done.finished_at

@@ -51,6 +51,9 @@ class CoordinatorConfig:
     job_timeout_s: int = 1800
     server_url: str = "https://github.com"
     max_step_tries: int = 5
+    # Pub/sub channels are shared by every database of a Redis server: the prefix keeps two
+    # bots (two apps) on one server apart.
+    channel_prefix: str = "factory"
 
 
 def step_job_id(feature_id: int, stage: Stage, round_: int, attempt: int) -> str:
@@ -683,11 +686,14 @@ class Coordinator:
             async with self.db.session() as s:
                 await s.execute(update(Feature).where(Feature.id == feature_id).values(status_comment_id=comment.id))
 
+    def progress_channel(self, feature_id: int) -> str:
+        return f"{self.config.channel_prefix}:feature:{feature_id}"
+
     async def publish(self, feature_id: int, message: Mapping[str, Any]) -> None:
         """Live progress for the API and dashboards; losing a message here is harmless."""
         try:
             await self.queue.publish(
-                f"factory:feature:{feature_id}", json.dumps({"feature": feature_id, **message}, default=str)
+                self.progress_channel(feature_id), json.dumps({"feature": feature_id, **message}, default=str)
             )
         except Exception:
             log.debug("publish failed", exc_info=True)

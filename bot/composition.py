@@ -172,6 +172,7 @@ async def build_worker_parts(
             max_concurrent_runs=settings.max_concurrent_runs,
             job_timeout_s=settings.job_timeout_s,
             server_url=web_url(settings.github_api_url),
+            channel_prefix=f"factory:{settings.app_id}",
         ),
         on_step_failed=remember_failure,
     )

@@ -9,6 +9,7 @@ are killed inside every step, after Redis loses its data, and when two labels ra
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -201,3 +202,32 @@ async def test_runs_beyond_the_installation_limit_wait_for_a_free_slot(tmp_path:
         second_audit = await bot.audit(second_done.id)
         started = next(a for a in second_audit if a.kind == "feature.transition" and a.from_state == "queued")
         assert started.at >= first_done.finished_at
+
+
+async def test_progress_is_published_on_redis_per_feature(tmp_path: Path, redis_url: str) -> None:
+    listener = aioredis.from_url(redis_url)
+    pubsub = listener.pubsub()
+    try:
+        async with running_bot(tmp_path, redis_url) as bot:
+            # Channels are named after the app, so other bots on this Redis are not heard.
+            await pubsub.psubscribe(f"factory:{bot.fake.app_id}:feature:*")
+            bot.start_worker(scripted_agents())
+            issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+            bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+            feature = await bot.wait_for_state("completed", "failed", timeout=90)
+            seen: list[dict] = []
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is None:
+                    if any(m.get("state") == "completed" for m in seen):
+                        break
+                    continue
+                assert message["channel"] == f"factory:{bot.fake.app_id}:feature:{feature.id}".encode()
+                seen.append(json.loads(message["data"]))
+        states = [m["state"] for m in seen if m.get("event") == "state"]
+        assert states == ["implementation", "review", "testing", "deployment", "completed"]
+        assert any(m.get("event") == "recorded" and m.get("pr_number") for m in seen)
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()

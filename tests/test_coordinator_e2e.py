@@ -231,3 +231,27 @@ async def test_progress_is_published_on_redis_per_feature(tmp_path: Path, redis_
     finally:
         await pubsub.aclose()
         await listener.aclose()
+
+
+async def test_rerequesting_a_stage_check_reruns_that_stage(tmp_path: Path, redis_url: str) -> None:
+    async with running_bot(tmp_path, redis_url) as bot:
+        bot.start_worker(scripted_agents())
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        await bot.wait_for_state("completed", "failed", timeout=90)
+        feature = await assert_completed_once(bot, issue)
+        tests_check = next(
+            r for r in bot.fake.check_runs(bot.repo, feature.head_sha) if r.name == "Agent Factory / tests"
+        )
+        bot.fake.rerequest_check_run(bot.repo, tests_check.id, user="alice")
+
+        async def reran() -> bool:
+            audit = await bot.audit(feature.id)
+            moves = [(a.from_state, a.to_state, a.cause) for a in audit if a.kind == "feature.transition"]
+            return ("completed", "testing", "check Agent Factory / tests re-requested") in moves and moves[-1][1] == "completed"
+
+        await bot.wait_for(reran, timeout=60, what="the tests stage to run again and the run to complete")
+        # Still one check run per stage on the head commit, brought up to date in place.
+        runs = bot.fake.check_runs(bot.repo, feature.head_sha)
+        assert sorted(r.name for r in runs) == sorted(STAGE_CHECKS)
+        assert all(r.conclusion == "success" for r in runs)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from agents.lifecycle import Stage
+from agents.lifecycle import Outcome, Stage
 from bot.db import Feature
 from tests.e2e.harness import Bot, running_bot
-from tests.e2e.scripted_agents import ScriptedCoder, scripted_agents
+from tests.e2e.scripted_agents import ScriptedCoder, ScriptedReviewer, scripted_agents
 from tests.fakegithub import BOT_LOGIN
 
 pytestmark = pytest.mark.slow
@@ -255,3 +255,40 @@ async def test_rerequesting_a_stage_check_reruns_that_stage(tmp_path: Path, redi
         runs = bot.fake.check_runs(bot.repo, feature.head_sha)
         assert sorted(r.name for r in runs) == sorted(STAGE_CHECKS)
         assert all(r.conclusion == "success" for r in runs)
+
+
+async def test_review_asking_for_changes_loops_back_once_per_round(tmp_path: Path, redis_url: str) -> None:
+    async with running_bot(tmp_path, redis_url) as bot:
+        reviewer = ScriptedReviewer([Outcome.CHANGES_REQUESTED, Outcome.SUCCEEDED])
+        bot.start_worker({**scripted_agents(), Stage.REVIEW: reviewer})
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        feature = await bot.wait_for_state("completed", "failed", timeout=90)
+        assert feature.state == "completed", feature.error
+        assert feature.round == 1
+        reviews = [r for r in bot.fake.reviews(bot.repo, feature.pr_number) if "agent-factory:review" in (r.body or "")]
+        assert len(reviews) == 2  # one per round
+        log = [c.message for c in bot.fake.git_log(bot.repo, feature.branch)]
+        assert sum(m.startswith("Write hello.py (round 0)") for m in log) == 1
+        assert sum(m.startswith("Write hello.py (round 1)") for m in log) == 1
+        assert bot.fake.file_at(bot.repo, feature.branch, "hello.py") == "print('hello, round 1')\n"
+        moves = [(a.from_state, a.to_state) for a in await bot.audit(feature.id) if a.kind == "feature.transition"]
+        assert ("review", "implementation") in moves
+
+
+async def test_a_run_that_exhausts_its_rounds_fails_and_says_why(tmp_path: Path, redis_url: str) -> None:
+    yml = "max_rounds: 2\nstages: {test: false, deploy: false}\n"
+    async with running_bot(tmp_path, redis_url, files={"README.md": "# demo\n", ".github/factory.yml": yml}) as bot:
+        reviewer = ScriptedReviewer([Outcome.CHANGES_REQUESTED] * 5)
+        bot.start_worker({**scripted_agents(), Stage.REVIEW: reviewer})
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        feature = await bot.wait_for_state("completed", "failed", timeout=90)
+        assert feature.state == "failed"
+        assert "giving up after 2 rounds" in (feature.error or "")
+
+        async def status_explains() -> bool:
+            found = _marked(bot.fake.comments(bot.repo, issue), f"agent-factory:status:{feature.id}")
+            return bool(found) and "giving up after 2 rounds" in found[0].body and "/factory retry" in found[0].body
+
+        await bot.wait_for(status_explains, timeout=15, what="the status comment to explain the failure")

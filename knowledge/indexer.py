@@ -230,7 +230,7 @@ class RepositoryIndexer:
                 report.units_embedded += len(fresh)
                 report.embedded_paths.extend(sorted({unit.path for unit in fresh}))
             if stale:
-                self._store.delete(kind, stale)
+                self._store.delete(kind, repo, stale)
                 report.vectors_deleted += len(stale)
         self._lexical.mark_embedded(repo, hashes)
         report.files_embedded += len(hashes)

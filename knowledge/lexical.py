@@ -48,9 +48,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks (file_id);
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks (repo, path, start_line);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks (repo, name);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5 (scope, path, symbol, body);
 CREATE VIRTUAL TABLE IF NOT EXISTS file_fts USING fts5 (scope, path, symbol, body);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab (chunk_fts, row);
+CREATE VIRTUAL TABLE IF NOT EXISTS file_vocab USING fts5vocab (file_fts, row);
 """
 
 # bm25() column weights (scope, path, symbol, body): the repository scope column only filters;
@@ -97,6 +100,13 @@ def content_hash(text: str) -> str:
 def _scope(repo: str) -> str:
     # One alphanumeric token per repository, so a repository filter is an index lookup.
     return "r" + hashlib.sha1(repo.encode("utf-8")).hexdigest()[:16]
+
+
+# A term in more than half of the rows has a BM25 weight of ~0 (FTS5 floors its IDF), yet
+# every row containing it must be scored: `app` or `py` in a query would make each search
+# score the whole repository. Such terms are dropped, and only the rarest are kept.
+_COMMON_TERM_SHARE = 0.5
+_MAX_QUERY_TERMS = 16
 
 
 def _match_expression(repo: str, terms: Sequence[str]) -> str:
@@ -284,26 +294,44 @@ class LexicalIndex:
                 )
         return found
 
-    def search_chunks(self, repo: str, terms: Sequence[str], limit: int = 200) -> list[LexicalHit]:
+    def _informative(self, vocabulary: str, rows_table: str, terms: Sequence[str]) -> list[str]:
+        """The query terms worth searching for, rarest first (the lock must be held)."""
         if not terms:
             return []
+        # The largest row id bounds the row count without counting 50,000 rows per query.
+        total = self._db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {rows_table}").fetchone()[0]
+        marks = ",".join("?" * len(terms))
+        counts = dict(
+            self._db.execute(f"SELECT term, doc FROM {vocabulary} WHERE term IN ({marks})", list(terms)).fetchall()
+        )
+        useful = [t for t in terms if 0 < counts.get(t, 0) <= total * _COMMON_TERM_SHARE or (total < 4 and t in counts)]
+        return sorted(useful, key=lambda t: counts[t])[:_MAX_QUERY_TERMS]
+
+    def search_chunks(self, repo: str, terms: Sequence[str], limit: int = 200) -> list[LexicalHit]:
         with self._lock:
+            terms = self._informative("chunk_vocab", "chunks", terms)
+            if not terms:
+                return []
+            # Rank inside FTS first, then join only the rows that made the cut.
             rows = self._db.execute(
-                f"SELECT c.id, c.path, c.symbol, c.start_line, c.end_line, bm25(chunk_fts, {_CHUNK_WEIGHTS}) AS s"
-                " FROM chunk_fts JOIN chunks c ON c.id = chunk_fts.rowid"
-                " WHERE chunk_fts MATCH ? ORDER BY s LIMIT ?",
+                "SELECT c.id, c.path, c.symbol, c.start_line, c.end_line, top.s FROM"
+                f" (SELECT rowid AS id, bm25(chunk_fts, {_CHUNK_WEIGHTS}) AS s FROM chunk_fts"
+                "  WHERE chunk_fts MATCH ? ORDER BY s LIMIT ?) AS top"
+                " JOIN chunks c ON c.id = top.id ORDER BY top.s",
                 (_match_expression(repo, terms), limit),
             ).fetchall()
         return [LexicalHit(r[0], r[1], r[2], r[3], r[4], -float(r[5])) for r in rows]
 
     def search_files(self, repo: str, terms: Sequence[str], limit: int = 100) -> list[tuple[str, float]]:
-        if not terms:
-            return []
         with self._lock:
+            terms = self._informative("file_vocab", "files", terms)
+            if not terms:
+                return []
             rows = self._db.execute(
-                f"SELECT f.path, bm25(file_fts, {_FILE_WEIGHTS}) AS s"
-                " FROM file_fts JOIN files f ON f.id = file_fts.rowid"
-                " WHERE file_fts MATCH ? ORDER BY s LIMIT ?",
+                "SELECT f.path, top.s FROM"
+                f" (SELECT rowid AS id, bm25(file_fts, {_FILE_WEIGHTS}) AS s FROM file_fts"
+                "  WHERE file_fts MATCH ? ORDER BY s LIMIT ?) AS top"
+                " JOIN files f ON f.id = top.id ORDER BY top.s",
                 (_match_expression(repo, terms), limit),
             ).fetchall()
         return [(r[0], -float(r[1])) for r in rows]
@@ -315,7 +343,7 @@ class LexicalIndex:
             for group in _groups(list(dict.fromkeys(names))):
                 marks = ",".join("?" * len(group))
                 rows = self._db.execute(
-                    f"SELECT DISTINCT name, path FROM chunks WHERE repo = ? AND name IN ({marks})"
+                    f"SELECT DISTINCT name, path FROM chunks INDEXED BY chunks_name WHERE repo = ? AND name IN ({marks})"
                     " AND kind != 'module' ORDER BY path",
                     (repo, *group),
                 ).fetchall()

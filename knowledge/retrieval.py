@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,15 +106,14 @@ class HybridRetriever:
     ) -> RetrievedContext:
         if not query.strip() or token_budget <= 0:
             return RetrievedContext.empty(repo, query)
-        vector = self._embed_query(query)
-        candidates = self._rank(repo, query, vector, k_files)
+        candidates, vector = self._rank(repo, query, k_files)
         patterns = self._lessons(Kind.PATTERN, repo, vector)
         failures = self._lessons(Kind.FAILURE, repo, vector)
         return self._fit(repo, query, candidates, patterns, failures, token_budget)
 
     def rank_files(self, repo: str, query: str, *, k: int = 10) -> list[RankedFile]:
         """The fused file ranking alone (no snippets, no lessons): what benchmarks measure."""
-        candidates = self._rank(repo, query, self._embed_query(query), k)
+        candidates, _ = self._rank(repo, query, k)
         return [RankedFile(c.path, c.score, tuple(c.reasons)) for c in candidates]
 
     # --- ranking --------------------------------------------------------------------------
@@ -121,7 +121,8 @@ class HybridRetriever:
     def _embed_query(self, query: str) -> np.ndarray:
         return self._embedder.embed([query[:_QUERY_EMBED_CHARS]])[0]
 
-    def _rank(self, repo: str, query: str, vector: np.ndarray, k: int) -> list[_Candidate]:
+    def _rank(self, repo: str, query: str, k: int) -> tuple[list[_Candidate], np.ndarray]:
+        """The top `k` files, and the query's vector (reused for lessons)."""
         weights = self._weights
         terms = query_terms(query)
         pool: dict[str, _Candidate] = {}
@@ -131,11 +132,18 @@ class HybridRetriever:
             candidate.score += weight / (weights.rrf_k + rank)
             return candidate
 
-        for rank, (path, _score) in enumerate(self._lexical.search_files(repo, terms, self._candidates), 1):
+        # The model (torch) and SQLite both release the GIL: embed while BM25 runs.
+        with ThreadPoolExecutor(max_workers=1) as background:
+            embedding = background.submit(self._embed_query, query)
+            file_hits = self._lexical.search_files(repo, terms, self._candidates)
+            chunk_hits = self._lexical.search_chunks(repo, terms, self._candidates * 3)
+            vector = embedding.result()
+
+        for rank, (path, _score) in enumerate(file_hits, 1):
             credit(path, rank, weights.lexical_files)
 
         chunk_rank: dict[str, int] = {}
-        for hit in self._lexical.search_chunks(repo, terms, self._candidates * 3):
+        for hit in chunk_hits:
             if hit.path not in chunk_rank:
                 chunk_rank[hit.path] = len(chunk_rank) + 1
                 credit(hit.path, chunk_rank[hit.path], weights.lexical_chunks)
@@ -157,7 +165,7 @@ class HybridRetriever:
 
         ranked = sorted(pool.values(), key=lambda c: (-c.score, c.path))[:k]
         self._explain_keywords(ranked, terms, token_words(query))
-        return ranked
+        return ranked, vector
 
     def _dense_files(self, repo: str, vector: np.ndarray) -> list[tuple[str, StoredHit]]:
         best: dict[str, StoredHit] = {}

@@ -7,6 +7,7 @@ imports it when a store is opened, not at import time. Vectors are always comput
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,9 +104,13 @@ class StoredHit:
 
 
 class KnowledgeStore(Protocol):
-    def upsert(self, kind: Kind, entries: Sequence[Entry]) -> None: ...
+    """Entries of one kind for one repository; nothing ever crosses repositories."""
 
-    def delete(self, kind: Kind, ids: Sequence[str]) -> None: ...
+    def upsert(self, kind: Kind, entries: Sequence[Entry]) -> None:
+        """Insert or replace entries (each entry's metadata names its repository)."""
+        ...
+
+    def delete(self, kind: Kind, repository: str, ids: Sequence[str]) -> None: ...
 
     def delete_paths(self, kind: Kind, repository: str, paths: Sequence[str]) -> int: ...
 
@@ -124,9 +129,9 @@ class KnowledgeStore(Protocol):
         n: int = 10,
     ) -> list[StoredHit]: ...
 
-    def get(self, kind: Kind, ids: Sequence[str]) -> list[StoredHit]: ...
+    def get(self, kind: Kind, repository: str, ids: Sequence[str]) -> list[StoredHit]: ...
 
-    def count(self, kind: Kind, repository: str | None = None) -> int: ...
+    def count(self, kind: Kind, repository: str) -> int: ...
 
 
 def _optional_int(value: object) -> int | None:
@@ -138,7 +143,12 @@ _FILTER_BATCH = 500
 
 
 class ChromaStore:
-    """`KnowledgeStore` on Chroma: on disk (`path`) or on a shared Chroma server (`url`)."""
+    """`KnowledgeStore` on Chroma: on disk (`path`) or on a shared Chroma server (`url`).
+
+    Each (kind, repository) pair is its own collection. Measured at 55,000 vectors, a query
+    with a `where={"repository": ...}` filter took 260 ms and an unfiltered one 2-3 ms, so
+    the repository is chosen by collection, never by filter.
+    """
 
     def __init__(
         self,
@@ -152,53 +162,73 @@ class ChromaStore:
             client = _open_client(path=path, url=url)
         self._client = client
         self._prefix = collection_prefix
-        self._collections: dict[Kind, Collection] = {}
+        self._collections: dict[str, Collection] = {}
 
-    def _collection(self, kind: Kind) -> Collection:
-        collection = self._collections.get(kind)
-        if collection is None:
+    def collection_name(self, kind: Kind, repository: str) -> str:
+        digest = hashlib.sha1(repository.encode("utf-8")).hexdigest()[:20]
+        return f"{self._prefix}{kind.value}_{digest}"
+
+    def _collection(self, kind: Kind, repository: str, *, create: bool) -> Collection | None:
+        name = self.collection_name(kind, repository)
+        collection = self._collections.get(name)
+        if collection is not None:
+            return collection
+        from chromadb.errors import NotFoundError
+
+        if create:
             collection = self._client.get_or_create_collection(
-                f"{self._prefix}{kind.value}",
+                name,
                 embedding_function=None,
                 configuration={"hnsw": {"space": "cosine"}},
+                metadata={"repository": repository, "kind": kind.value},
             )
-            self._collections[kind] = collection
+        else:
+            try:
+                collection = self._client.get_collection(name, embedding_function=None)
+            except NotFoundError:
+                return None  # nothing stored yet; not cached, another worker may create it
+        self._collections[name] = collection
         return collection
 
     def upsert(self, kind: Kind, entries: Sequence[Entry]) -> None:
-        if not entries:
-            return
-        collection = self._collection(kind)
+        by_repository: dict[str, list[Entry]] = {}
+        for entry in entries:
+            by_repository.setdefault(entry.metadata.repository, []).append(entry)
         step = max(1, min(self._client.get_max_batch_size(), 4000))
-        for first in range(0, len(entries), step):
-            batch = entries[first : first + step]
-            collection.upsert(
-                ids=[e.id for e in batch],
-                embeddings=np.asarray([np.asarray(e.embedding, dtype=np.float32) for e in batch]),
-                documents=[e.text for e in batch],
-                metadatas=[e.metadata.to_chroma() for e in batch],
-            )
+        for repository, group in by_repository.items():
+            collection = self._collection(kind, repository, create=True)
+            assert collection is not None
+            for first in range(0, len(group), step):
+                batch = group[first : first + step]
+                collection.upsert(
+                    ids=[e.id for e in batch],
+                    embeddings=np.asarray([np.asarray(e.embedding, dtype=np.float32) for e in batch]),
+                    documents=[e.text for e in batch],
+                    metadatas=[e.metadata.to_chroma() for e in batch],
+                )
 
-    def delete(self, kind: Kind, ids: Sequence[str]) -> None:
-        collection = self._collection(kind)
+    def delete(self, kind: Kind, repository: str, ids: Sequence[str]) -> None:
+        collection = self._collection(kind, repository, create=False)
+        if collection is None:
+            return
         for batch in _batches(list(ids), _FILTER_BATCH):
             collection.delete(ids=batch)
 
     def delete_paths(self, kind: Kind, repository: str, paths: Sequence[str]) -> int:
         ids = list(self.ids_for_paths(kind, repository, paths))
-        self.delete(kind, ids)
+        self.delete(kind, repository, ids)
         return len(ids)
 
     def ids_for_paths(
         self, kind: Kind, repository: str, paths: Sequence[str] | None = None
     ) -> dict[str, str]:
-        collection = self._collection(kind)
+        collection = self._collection(kind, repository, create=False)
         found: dict[str, str] = {}
+        if collection is None:
+            return found
         groups: Iterable[list[str] | None] = [None] if paths is None else _batches(list(paths), _FILTER_BATCH)
         for group in groups:
-            where: dict[str, Any] = {"repository": repository}
-            if group is not None:
-                where = {"$and": [where, {"path": {"$in": group}}]}
+            where: dict[str, Any] | None = None if group is None else {"path": {"$in": group}}
             result = collection.get(where=where, include=["metadatas"])
             for entry_id, meta in zip(result["ids"], result["metadatas"] or [], strict=False):
                 found[entry_id] = str((meta or {}).get("path", ""))
@@ -212,11 +242,15 @@ class ChromaStore:
         repository: str,
         n: int = 10,
     ) -> list[StoredHit]:
-        collection = self._collection(kind)
+        collection = self._collection(kind, repository, create=False)
+        if collection is None:
+            return []
+        size = collection.count()
+        if size == 0:
+            return []
         result = collection.query(
             query_embeddings=np.asarray([embedding], dtype=np.float32),
-            n_results=n,
-            where={"repository": repository},
+            n_results=min(n, size),
             include=["documents", "metadatas", "distances"],
         )
         ids = result["ids"][0] if result["ids"] else []
@@ -233,9 +267,11 @@ class ChromaStore:
             for entry_id, document, meta, distance in zip(ids, documents, metadatas, distances, strict=False)
         ]
 
-    def get(self, kind: Kind, ids: Sequence[str]) -> list[StoredHit]:
-        collection = self._collection(kind)
+    def get(self, kind: Kind, repository: str, ids: Sequence[str]) -> list[StoredHit]:
+        collection = self._collection(kind, repository, create=False)
         hits: list[StoredHit] = []
+        if collection is None:
+            return hits
         for batch in _batches(list(ids), _FILTER_BATCH):
             result = collection.get(ids=batch, include=["documents", "metadatas"])
             for entry_id, document, meta in zip(
@@ -246,11 +282,9 @@ class ChromaStore:
                 )
         return hits
 
-    def count(self, kind: Kind, repository: str | None = None) -> int:
-        collection = self._collection(kind)
-        if repository is None:
-            return int(collection.count())
-        return len(collection.get(where={"repository": repository}, include=[])["ids"])
+    def count(self, kind: Kind, repository: str) -> int:
+        collection = self._collection(kind, repository, create=False)
+        return 0 if collection is None else int(collection.count())
 
 
 def _open_client(*, path: str | Path | None, url: str | None) -> ClientAPI:

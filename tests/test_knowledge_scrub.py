@@ -99,7 +99,7 @@ def test_learning_stores_only_scrubbed_text(tmp_path: Path, model: SentenceTrans
         TaskFailure(repository="acme/shop", task="deploy", error=f"401 for token {APP_TOKEN} (db pwd: s3cr3t-db)")
     )
 
-    stored = [hit.text for hit in store.get(Kind.FAILURE, [pr_id, task_id])]
+    stored = [hit.text for hit in store.get(Kind.FAILURE, "acme/shop", [pr_id, task_id])]
     assert len(stored) == 2
     everything = "\n".join(stored)
     for secret in [*SECRETS, EMAIL]:

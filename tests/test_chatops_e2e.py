@@ -9,13 +9,16 @@ what a person would see: the Prow-style replies (`@user:` and the quoted command
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.jobs import Job
 from sqlalchemy import select
 
@@ -38,6 +41,28 @@ pytestmark = pytest.mark.slow
 
 FINISHED = ("rocket", "confused")
 HELP_TITLE = "**Agent Factory commands**"
+
+
+@contextlib.asynccontextmanager
+async def chatops_bot(tmp_path: Path, redis_url: str, **options: Any) -> AsyncIterator[Bot]:
+    """The harness's bot, left only once its workers have nothing queued or running.
+
+    Closing an arq worker cancels jobs still finishing (a reply's job stores its result just
+    after the last reaction the tests wait for), and the cancelled job fails the close.
+    """
+    async with running_bot(tmp_path, redis_url, **options) as bot:
+        yield bot
+        await bot.fake.settle_webhooks()
+        await bot.wait_for(lambda: queue_idle(bot), timeout=15, what="the workers to be idle")
+
+
+async def queue_idle(bot: Bot) -> bool:
+    redis = bot.services.redis
+    if await redis.zcard(default_queue_name):
+        return False
+    async for _ in redis.scan_iter(match=f"{in_progress_key_prefix}*", count=1000):
+        return False
+    return True
 
 
 def plan_and_code(coder: Any = None) -> dict[Stage, Any]:
@@ -152,7 +177,7 @@ async def assert_bot_never_triggered_itself(bot: Bot, human_commands: int) -> No
 async def test_help_status_config_ask_and_bad_commands_reply_prow_style_without_looping(
     tmp_path: Path, redis_url: str
 ) -> None:
-    async with running_bot(tmp_path, redis_url) as bot:
+    async with chatops_bot(tmp_path, redis_url) as bot:
         issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
         bot.start_worker(plan_and_code())
         several = await command(
@@ -213,6 +238,7 @@ async def test_help_status_config_ask_and_bad_commands_reply_prow_style_without_
             questions.append((repository, question))
             return "It is printed by `hello.py`, line 1."
 
+        await bot.wait_for(lambda: queue_idle(bot), timeout=15, what="the worker to be idle")
         await bot.stop_workers()
         bot.start_worker(scripted_agents(), ask=ask)
         answered = await command(bot, issue, "/factory ask Where is the greeting printed?")
@@ -245,7 +271,7 @@ async def test_plan_approve_implement_revise_retry_and_cancel_drive_runs(
         "README.md": "# demo\n",
         ".github/factory.yml": FACTORY_YML + "require_plan_approval: true\n",
     }
-    async with running_bot(tmp_path, redis_url, files=files) as bot:
+    async with chatops_bot(tmp_path, redis_url, files=files) as bot:
         fake, repo = bot.fake, bot.repo
         first = fake.create_issue(repo, "Add a greeting", "Print hello.", user="alice")
         flaky = fake.create_issue(repo, "Add a farewell", "Print bye.", user="alice")
@@ -344,7 +370,7 @@ async def test_plan_approve_implement_revise_retry_and_cancel_drive_runs(
 async def test_outsiders_and_bots_start_nothing_while_a_maintainer_starts_a_run(
     tmp_path: Path, redis_url: str
 ) -> None:
-    async with running_bot(tmp_path, redis_url) as bot:
+    async with chatops_bot(tmp_path, redis_url) as bot:
         fake, repo = bot.fake, bot.repo
         fake.set_permission(repo, "mallory", "read")
         fake.set_permission(repo, "eve", "none")
@@ -419,7 +445,7 @@ async def test_an_invalid_config_gets_one_comment_naming_the_field_and_nothing_r
     tmp_path: Path, redis_url: str
 ) -> None:
     wrong_type = FACTORY_YML + "budgets:\n  max_usd: lots\n"
-    async with running_bot(
+    async with chatops_bot(
         tmp_path, redis_url, files={"README.md": "# demo\n", ".github/factory.yml": wrong_type}
     ) as bot:
         fake, repo = bot.fake, bot.repo
@@ -478,7 +504,7 @@ async def test_a_config_change_on_the_pr_branch_does_not_change_that_prs_run(
     tmp_path: Path, redis_url: str
 ) -> None:
     changed = FACTORY_YML + "require_plan_approval: true\ntrigger_label: go\n"
-    async with running_bot(tmp_path, redis_url) as bot:
+    async with chatops_bot(tmp_path, redis_url) as bot:
         fake, repo = bot.fake, bot.repo
         issue = fake.create_issue(repo, "Add a greeting", "Print hello.", user="alice")
         other = fake.create_issue(repo, "Add a farewell", "Print bye.", user="alice")
@@ -551,7 +577,7 @@ async def wait_for_trigger_label(bot: Bot, label: str) -> None:
 async def test_cancel_during_implementation_stops_the_run_within_five_seconds(
     tmp_path: Path, redis_url: str
 ) -> None:
-    async with running_bot(tmp_path, redis_url) as bot:
+    async with chatops_bot(tmp_path, redis_url) as bot:
         fake, repo = bot.fake, bot.repo
         issue = fake.create_issue(repo, "Add a greeting", "Print hello.", user="alice")
         coder = BlockingCoder(hold_s=60)

@@ -72,7 +72,9 @@ class EventHandlers:
         except ConfigInvalid as exc:
             await gh.upsert_marked_comment(issue_number, CONFIG_ERROR_MARKER, exc.comment())
             return "config-invalid"
-        decision = await self.permissions.decide(repo, sender, sender_type, LABEL, config.config)
+        decision = await self.permissions.decide(
+            repo, sender, sender_type, LABEL, config.config, team_membership=gh.is_team_member
+        )
         if not decision.allowed:
             if decision.notify:
                 await gh.upsert_marked_comment(
@@ -172,7 +174,7 @@ class EventHandlers:
                 )
                 continue
             decision = await self.permissions.decide(
-                repo, sender, sender_type, command.name, config
+                repo, sender, sender_type, command.name, config, team_membership=gh.is_team_member
             )
             if not decision.allowed:
                 if not decision.notify:

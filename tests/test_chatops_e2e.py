@@ -629,3 +629,24 @@ async def test_cancel_during_implementation_stops_the_run_within_five_seconds(
         status = status_comment(bot, issue, feature.id)
         assert status is not None and "🚫" in status.body
         assert not fake.pulls(repo), "a cancelled implementation opens no PR"
+
+
+async def test_commands_narrowed_to_a_team_follow_team_membership(tmp_path: Path, redis_url: str) -> None:
+    yml = FACTORY_YML + "permissions:\n  restrict_to:\n    implement: [octo-org/core]\n"
+    files = {"README.md": "# demo\n", ".github/factory.yml": yml}
+    async with chatops_bot(tmp_path, redis_url, files=files) as bot:
+        bot.start_worker(plan_and_code())
+        for login in ("bob", "carol"):
+            bot.fake.set_permission(bot.repo, login, "write")
+        bot.fake.add_team_member("octo-org", "core", "carol")
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+
+        refused = await command(bot, issue, "/factory implement", user="bob")
+        message = assert_prow_reply(refused.replies[0], "bob", "/factory implement")
+        assert "permissions.restrict_to" in message
+        assert "confused" in refused.reactions
+        assert await bot.features() == []
+
+        allowed = await command(bot, issue, "/factory implement", user="carol")
+        assert "rocket" in allowed.reactions
+        assert len(await bot.features()) == 1

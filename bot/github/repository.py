@@ -97,3 +97,14 @@ class RepositoryOps(RepoScope):
             return RepoPermission(username, "none", "none")
         raw = response.parsed_data
         return RepoPermission(username, raw.permission, raw.role_name)
+
+    async def is_team_member(self, org: str, team_slug: str, username: str) -> bool:
+        """Whether ``username`` is an active member of ``org/team_slug`` (404: not a member)."""
+        try:
+            with github_errors(f"read membership of {username} in {org}/{team_slug}"):
+                response = await self.gh.rest.teams.async_get_membership_for_user_in_org(
+                    org, team_slug, username
+                )
+        except GitHubNotFound:
+            return False
+        return response.parsed_data.state == "active"

@@ -305,6 +305,11 @@ class FakeGitHub:
             )
             return full
 
+    def add_team_member(self, org: str, team_slug: str, login: str) -> None:
+        with self.store.lock:
+            self.store.user(login)
+            self.store.teams.setdefault((org, team_slug), set()).add(login)
+
     def set_permission(self, repo: str, login: str, role: str) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")

@@ -246,6 +246,8 @@ class Store:
         self.workflow_runs: dict[int, WorkflowRun] = {}
         self.deployments: dict[int, Deployment] = {}
         self.check_suites: dict[tuple[str, str], int] = {}
+        # (org, team slug) -> logins of active members
+        self.teams: dict[tuple[str, str], set[str]] = {}
         self.requests: list[RecordedRequest] = []
         self.bot = self.user(BOT_LOGIN, kind="Bot")
 

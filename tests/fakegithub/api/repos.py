@@ -42,7 +42,23 @@ class RepoRoutes:
             route(ctx, base + "/branches/{branch:path}", self.get_branch, ["GET"]),
             route(ctx, base + "/commits/{ref}", self.get_commit, ["GET"]),
             route(ctx, base + "/collaborators/{username}/permission", self.permission, ["GET"]),
+            route(
+                ctx, "/orgs/{org}/teams/{team_slug}/memberships/{username}", self.team_membership, ["GET"]
+            ),
         ]
+
+    async def team_membership(self, req: ApiRequest) -> Response:
+        org, slug, login = req.params["org"], req.params["team_slug"], req.params["username"]
+        with self.ctx.store.lock:
+            if login not in self.ctx.store.teams.get((org, slug), set()):
+                raise not_found()
+            return json_response(
+                {
+                    "url": f"{self.ctx.shapes.api}/orgs/{org}/teams/{slug}/memberships/{login}",
+                    "role": "member",
+                    "state": "active",
+                }
+            )
 
     async def get_repo(self, req: ApiRequest) -> Response:
         with self.ctx.store.lock:

@@ -44,6 +44,19 @@ class TransientError(Exception):
         self.retry_after_s = retry_after_s
 
 
+def transient_delay(exc: BaseException) -> float | None:
+    """Seconds to wait before retrying after ``exc``, or None when retrying cannot help."""
+    from bot.github.errors import GitHubError, GitHubRateLimited
+
+    if isinstance(exc, GitHubRateLimited):
+        return max(1.0, exc.retry_after)
+    if isinstance(exc, GitHubError) and (exc.status is None or exc.status >= 500):
+        return 5.0
+    if isinstance(exc, TransientError):
+        return exc.retry_after_s or 5.0
+    return None
+
+
 @dataclass(frozen=True)
 class CoordinatorConfig:
     max_rounds: int = 3
@@ -314,12 +327,6 @@ class Coordinator:
         )
         try:
             return await asyncio.wait_for(agent.run(ctx), timeout=self.config.job_timeout_s)
-        except TransientError as exc:
-            if job_try >= self.config.max_step_tries:
-                return StepResult(Outcome.FAILED, f"gave up after {job_try} tries: {exc}", details=str(exc))
-            delay = exc.retry_after_s or min(60.0, 2.0 ** job_try)
-            log.warning("step %s of feature %s will retry in %.0fs: %s", stage, view.id, delay, exc)
-            raise Retry(defer=delay) from exc
         except TimeoutError:
             return StepResult(
                 Outcome.FAILED,
@@ -327,9 +334,17 @@ class Coordinator:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # an agent bug must end as a visible failure, not a stuck run
-            log.exception("step %s of feature %s crashed", stage, view.id)
-            return StepResult(Outcome.FAILED, f"{type(exc).__name__}: {exc}", details=str(exc))
+        except Exception as exc:
+            delay = transient_delay(exc)
+            if delay is not None and job_try < self.config.max_step_tries:
+                delay = max(delay, min(60.0, 2.0**job_try))
+                log.warning("step %s of feature %s will retry in %.0fs: %s", stage, view.id, delay, exc)
+                raise Retry(defer=delay) from exc
+            # An agent bug, or a transient failure that outlasted its retries, must end as a
+            # visible failure, not a stuck run.
+            log.exception("step %s of feature %s failed", stage, view.id)
+            tries = f" after {job_try} tries" if delay is not None else ""
+            return StepResult(Outcome.FAILED, f"{type(exc).__name__}{tries}: {exc}", details=str(exc))
 
     async def _apply(
         self,

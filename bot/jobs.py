@@ -13,24 +13,12 @@ from typing import Any
 
 from arq import Retry
 
-from agents.coordinator import TransientError
+from agents.coordinator import transient_delay
 from agents.lifecycle import Stage
-from bot.github.errors import GitHubError, GitHubRateLimited
 
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[..., Awaitable[Any]]
-
-
-def _transient(exc: BaseException) -> float | None:
-    """Seconds to wait before retrying, or None when the failure is permanent."""
-    if isinstance(exc, GitHubRateLimited):
-        return max(1.0, exc.retry_after)
-    if isinstance(exc, GitHubError) and (exc.status is None or exc.status >= 500):
-        return 5.0
-    if isinstance(exc, TransientError):
-        return exc.retry_after_s or 5.0
-    return None
 
 
 def _event_job(name: str) -> JobFunction:
@@ -44,7 +32,7 @@ def _event_job(name: str) -> JobFunction:
         try:
             return await getattr(handlers, name)(**kwargs)
         except Exception as exc:
-            delay = _transient(exc)
+            delay = transient_delay(exc)
             if delay is None or ctx.get("job_try", 1) >= 5:
                 raise
             log.warning("%s: transient failure, retrying in %.0fs: %s", name, delay, exc)
@@ -70,7 +58,7 @@ async def run_step(ctx: dict[str, Any], *, feature_id: int, stage: str, round: i
     except Retry:
         raise
     except Exception as exc:
-        delay = _transient(exc)
+        delay = transient_delay(exc)
         if delay is None or ctx.get("job_try", 1) >= 5:
             raise
         raise Retry(defer=delay * ctx.get("job_try", 1)) from exc

@@ -18,8 +18,9 @@ import redis.asyncio as aioredis
 
 from agents.lifecycle import Outcome, Stage
 from bot.db import Feature
+from bot.github.errors import GitHubError
 from tests.e2e.harness import Bot, running_bot
-from tests.e2e.scripted_agents import ScriptedCoder, ScriptedReviewer, scripted_agents
+from tests.e2e.scripted_agents import ScriptedCoder, ScriptedPlanner, ScriptedReviewer, scripted_agents
 from tests.fakegithub import BOT_LOGIN
 
 pytestmark = pytest.mark.slow
@@ -292,3 +293,28 @@ async def test_a_run_that_exhausts_its_rounds_fails_and_says_why(tmp_path: Path,
             return bool(found) and "giving up after 2 rounds" in found[0].body and "/factory retry" in found[0].body
 
         await bot.wait_for(status_explains, timeout=15, what="the status comment to explain the failure")
+
+
+class FlakyPlanner(ScriptedPlanner):
+    """GitHub answers 502 the first time: the step must be retried, not failed."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def run(self, ctx):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == 1:
+            raise GitHubError("read issue", 502, "Bad Gateway")
+        return await super().run(ctx)
+
+
+async def test_a_transient_github_failure_retries_the_step_with_backoff(tmp_path: Path, redis_url: str) -> None:
+    async with running_bot(tmp_path, redis_url) as bot:
+        planner = FlakyPlanner()
+        bot.start_worker({**scripted_agents(), Stage.PLAN: planner})
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        feature = await bot.wait_for_state("completed", "failed", timeout=90)
+        assert feature.state == "completed", feature.error
+        assert planner.calls == 2
+        await assert_completed_once(bot, issue)

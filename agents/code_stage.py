@@ -8,6 +8,7 @@ making a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agents.budget import BudgetExceeded
@@ -16,27 +17,39 @@ from agents.lifecycle import Outcome, Stage
 from agents.llm import LLMError
 from agents.planner import PlanResult
 from agents.stages import FeatureView, StepContext, StepResult
-from agents.toolbox import Toolbox, feature_budget
+from agents.toolbox import Toolbox, describe_stop, feature_budget
 from agents.tools import CoderTools
 from agents.untrusted import sanitize, wrap_untrusted
 from agents.workspace import branch_name
 from bot.github.errors import scrub
 
-_LIMIT_WORDS = {
-    "turns": "the turn limit",
-    "dollars": "the dollar limit",
-    "tokens": "the token limit",
-    "wall_time": "the wall-time limit",
-}
+# What commands leave in a work tree (bytecode, test and linter caches, installed packages).
+# A repository's own .gitignore may not list them, and `commit_all` stages everything, so without
+# this a model that ran the tests would commit their caches into the pull request.
+COMMAND_LEFTOVERS: tuple[str, ...] = (
+    "__pycache__/",
+    "*.py[cod]",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".hypothesis/",
+    ".tox/",
+    ".nox/",
+    ".coverage",
+    "node_modules/",
+)
 
 
-def describe_stop(stop_reason: str) -> str:
-    if stop_reason.startswith("budget:"):
-        limit = stop_reason.split(":", 1)[1]
-        return f"stopped at {_LIMIT_WORDS.get(limit, limit)} ({stop_reason})"
-    if stop_reason.startswith("error:"):
-        return f"stopped: {stop_reason[6:]}"
-    return stop_reason
+def exclude_leftovers(workdir: Path) -> None:
+    """List COMMAND_LEFTOVERS in the clone's .git/info/exclude (files already tracked stay)."""
+    exclude = workdir / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    existing = exclude.read_text() if exclude.is_file() else ""
+    missing = [p for p in COMMAND_LEFTOVERS if p not in existing.splitlines()]
+    if missing:
+        text = existing if not existing or existing.endswith("\n") else existing + "\n"
+        block = "\n".join(["# Agent Factory: caches commands leave behind", *missing])
+        exclude.write_text(f"{text}{block}\n")
 
 
 def pr_body(feature: FeatureView, plan_url: str | None, result: CoderResult, stop: str) -> str:
@@ -55,7 +68,11 @@ def pr_body(feature: FeatureView, plan_url: str | None, result: CoderResult, sto
     if gates:
         lines += ["| Command | Result |", "| --- | --- |"]
         for gate in gates:
-            verdict = "✅ passed" if gate.ok else ("⏱️ timed out" if gate.timed_out else f"❌ exit {gate.exit_code}")
+            verdict = (
+                "✅ passed"
+                if gate.ok
+                else ("⏱️ timed out" if gate.timed_out else f"❌ exit {gate.exit_code}")
+            )
             lines.append(f"| `{sanitize(gate.command)}` | {verdict} ({gate.duration_s:.1f}s) |")
     else:
         lines.append("No validation gates ran.")
@@ -73,17 +90,22 @@ class CoderStage:
         toolbox: Toolbox = ctx.tools
         feature, gh, config = ctx.feature, ctx.github, ctx.config
         if not feature.plan:
-            return StepResult(Outcome.FAILED, "there is no plan to implement; comment `/factory plan`")
+            return StepResult(
+                Outcome.FAILED, "there is no plan to implement; comment `/factory plan`"
+            )
         plan = PlanResult.from_dict(feature.plan)
         info = await gh.get_repository()
         issue = await gh.get_issue(feature.issue_number)
         branch = feature.branch or branch_name(feature.issue_number, issue.title)
         context = ""
         if feature.guidance:
-            context = "Feedback to address in this round:\n" + wrap_untrusted(feature.guidance, source="review feedback")
+            context = "Feedback to address in this round:\n" + wrap_untrusted(
+                feature.guidance, source="review feedback"
+            )
         workspace = await toolbox.workspace(feature.installation_id, info.clone_url)
         async with workspace as ws:
             await ws.clone()
+            exclude_leftovers(ws.path)
             base_sha = await ws.head()
             await ws.checkout_branch(branch, base=info.default_branch)
             await ctx.record(branch=branch)
@@ -91,7 +113,9 @@ class CoderStage:
             tools = CoderTools(ws.path, sandbox, protected_paths=config.protected_paths)
             await ctx.progress("implementing")
             try:
-                result = await Coder(toolbox.llm, model=config.model, max_turns=config.budgets.max_turns).implement(
+                result = await Coder(
+                    toolbox.llm, model=config.model, max_turns=config.budgets.max_turns
+                ).implement(
                     workdir=ws.path,
                     plan=plan,
                     tools=tools,
@@ -111,7 +135,9 @@ class CoderStage:
         if pushed is None:
             return self._result(Outcome.FAILED, f"the coder made no changes; it {stop}", result)
         plan_url = (
-            f"{issue.html_url}#issuecomment-{feature.plan_comment_id}" if feature.plan_comment_id else None
+            f"{issue.html_url}#issuecomment-{feature.plan_comment_id}"
+            if feature.plan_comment_id
+            else None
         )
         body = pr_body(feature, plan_url, result, stop)
         title = f"{issue.title} (#{feature.issue_number})"
@@ -120,12 +146,20 @@ class CoderStage:
             await gh.update_pull_request(pr.number, body=body)
         if feature.pr_number is None:
             await gh.request_reviewers(
-                pr.number, reviewers=list(config.reviewers.users), team_reviewers=config.reviewers.team_slugs
+                pr.number,
+                reviewers=list(config.reviewers.users),
+                team_reviewers=config.reviewers.team_slugs,
             )
         await ctx.record(pr_number=pr.number, head_sha=pushed)
         if not ok:
-            return self._result(Outcome.FAILED, f"the coder {stop}; the branch `{branch}` was pushed", result)
-        return self._result(Outcome.SUCCEEDED, f"PR #{pr.number}: {len(result.commits)} commit(s), gates passed", result)
+            return self._result(
+                Outcome.FAILED, f"the coder {stop}; the branch `{branch}` was pushed", result
+            )
+        return self._result(
+            Outcome.SUCCEEDED,
+            f"PR #{pr.number}: {len(result.commits)} commit(s), gates passed",
+            result,
+        )
 
     @staticmethod
     async def _push_if_changed(ws: Any, base_sha: str) -> str | None:
@@ -136,7 +170,8 @@ class CoderStage:
     @staticmethod
     def _result(outcome: Outcome, summary: str, result: CoderResult) -> StepResult:
         gates = "\n".join(
-            f"- `{g.command}`: {'passed' if g.ok else f'failed (exit {g.exit_code})'}" for g in result.gate_results
+            f"- `{g.command}`: {'passed' if g.ok else f'failed (exit {g.exit_code})'}"
+            for g in result.gate_results
         )
         return StepResult(
             outcome,

@@ -9,7 +9,7 @@ from agents.lifecycle import Outcome, Stage
 from agents.llm import LLMError
 from agents.planner import Issue, IssueComment, Planner, PlanningFailed
 from agents.stages import StepContext, StepResult
-from agents.toolbox import Toolbox, feature_budget
+from agents.toolbox import Toolbox, describe_stop, feature_budget
 
 
 def plan_marker(feature_id: int) -> str:
@@ -55,7 +55,7 @@ class PlannerStage:
         except PlanningFailed as exc:
             return StepResult(
                 Outcome.FAILED,
-                f"planning stopped ({exc.stop_reason}): {exc.detail}",
+                f"planning {describe_stop(exc.stop_reason, exc.detail)}",
                 cost_usd=exc.cost_usd,
                 tokens=exc.usage.total,
                 trajectory=exc.trajectory,
@@ -63,7 +63,9 @@ class PlannerStage:
         except (LLMError, BudgetExceeded) as exc:
             return StepResult(Outcome.FAILED, str(exc))
         comment = await gh.upsert_marked_comment(
-            feature.issue_number, plan_marker(feature.id), f"{plan_marker(feature.id)}\n{plan.to_markdown()}"
+            feature.issue_number,
+            plan_marker(feature.id),
+            f"{plan_marker(feature.id)}\n{plan.to_markdown()}",
         )
         await ctx.record(plan=plan.to_dict(), plan_comment_id=comment.id)
         if plan.needs_clarification:

@@ -41,3 +41,23 @@ def feature_budget(config: Any, feature: FeatureView) -> Budget:
         max_turns=limits.max_turns,
         max_seconds=limits.max_minutes * 60,
     )
+
+
+_LIMIT_WORDS = {
+    "turns": "the turn limit",
+    "dollars": "the dollar limit",
+    "tokens": "the token limit",
+    "wall_time": "the wall-time limit",
+}
+
+
+def describe_stop(stop_reason: str, detail: str = "") -> str:
+    """How an agent's tool loop ended, as words for the status comment and the PR body."""
+    if stop_reason == "finished":
+        return "finished"
+    if stop_reason.startswith("budget:"):
+        limit = stop_reason.split(":", 1)[1]
+        return f"stopped at {_LIMIT_WORDS.get(limit, limit)} ({stop_reason})"
+    if stop_reason.startswith("error:"):
+        return f"stopped: {stop_reason.removeprefix('error:')}"
+    return f"stopped ({stop_reason}): {detail}" if detail else f"stopped ({stop_reason})"

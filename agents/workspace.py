@@ -207,7 +207,9 @@ class Workspace:
             await self.git("checkout", "--quiet", "-B", branch, "FETCH_HEAD", network=True)
         else:
             start = f"origin/{base}" if base else "HEAD"
-            await self.git("checkout", "--quiet", "-B", branch, start, network=True)
+            # --no-track: tracking would write the branch into .git/config, which the next
+            # command would take for tampering (and warn about) before restoring it.
+            await self.git("checkout", "--quiet", "--no-track", "-B", branch, start, network=True)
         self.branch = branch
         return await self.head()
 

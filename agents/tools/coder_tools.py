@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 # What run_command hands back to the model, per stream: the sandbox already bounds what it keeps,
 # this bounds what goes into the conversation.
 DEFAULT_COMMAND_OUTPUT_CHARS = 20_000
+# No bytecode from the model's commands: Python trusts a .pyc whose source has the same size and
+# mtime second, so running the tests, editing a line in the same second and running them again
+# (or the validation gates) would silently execute the old code.
+COMMAND_ENV: Mapping[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
 
 _Handler = Callable[[Mapping[str, Any]], Awaitable["ToolResult"]]
 
@@ -128,7 +132,9 @@ class CoderTools:
         command = args.string("command")
         requested = args.number("timeout_s", default=self.command_timeout_s, minimum=1)
         timeout_s = min(requested, self.command_timeout_s)
-        result = await self.sandbox.run(command, cwd=self.paths.root, timeout_s=timeout_s)
+        result = await self.sandbox.run(
+            command, cwd=self.paths.root, timeout_s=timeout_s, env=COMMAND_ENV
+        )
         return ToolResult(render_command_result(result, timeout_s, self.command_output_chars))
 
     async def _finish(self, tool_input: Mapping[str, Any]) -> ToolResult:

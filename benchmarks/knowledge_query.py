@@ -55,7 +55,9 @@ def _real_files(root: Path, chunks: int) -> Iterator[tuple[str, str]]:
 
 
 def _queries(count: int) -> list[str]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     statements = [row["problem_statement"] for row in rows]
     return [statements[n % len(statements)] for n in range(count)]
 
@@ -63,8 +65,15 @@ def _queries(count: int) -> list[str]:
 def _vectors(base: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """Vectors shaped like real ones: mixtures of real embeddings plus noise, unit length."""
     picks = base[rng.integers(0, len(base), size=(count, 2))]
-    mixed = picks[:, 0] + 0.6 * picks[:, 1] + 0.15 * rng.standard_normal((count, base.shape[1])).astype(np.float32)
-    return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(np.float32)
+    mixed = (
+        picks[:, 0]
+        + 0.6 * picks[:, 1]
+        + 0.15 * rng.standard_normal((count, base.shape[1])).astype(np.float32)
+    )
+    normalised: np.ndarray = (mixed / np.linalg.norm(mixed, axis=1, keepdims=True)).astype(
+        np.float32
+    )
+    return normalised
 
 
 def main() -> int:
@@ -73,12 +82,16 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--torch-threads", type=int, default=1)
-    parser.add_argument("--reuse", action="store_true", help="time queries on a --workdir built before")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time queries on a --workdir built before"
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         workdir = arguments.workdir or Path(scratch)
         service = KnowledgeService.open(
-            lexical_path=workdir / "lexical.db", chroma_path=workdir / "chroma", torch_threads=arguments.torch_threads
+            lexical_path=workdir / "lexical.db",
+            chroma_path=workdir / "chroma",
+            torch_threads=arguments.torch_threads,
         )
         try:
             if not (arguments.reuse and service.lexical.chunk_count(REPO)):
@@ -113,7 +126,10 @@ def build(service: KnowledgeService, chunks: int) -> None:
             text=f"{record.path} {record.symbol}\n{record.signature}\n{record.docstring}",
             embedding=vector,
             metadata=EntryMetadata(
-                repository=REPO, source_type="symbol", paths=(record.path,), extra={"symbol": record.symbol}
+                repository=REPO,
+                source_type="symbol",
+                paths=(record.path,),
+                extra={"symbol": record.symbol},
             ),
         )
         for record, vector in zip(
@@ -127,13 +143,20 @@ def build(service: KnowledgeService, chunks: int) -> None:
     service.store.upsert(
         Kind.CODE,
         [
-            Entry(f"other-{n}", f"other {n}", vector, EntryMetadata(repository=OTHER, source_type="symbol", paths=(f"x/{n}.py",)))
+            Entry(
+                f"other-{n}",
+                f"other {n}",
+                vector,
+                EntryMetadata(repository=OTHER, source_type="symbol", paths=(f"x/{n}.py",)),
+            )
             for n, vector in enumerate(distractors)
         ],
     )
     service.lexical.mark_embedded(REPO, service.lexical.content_hashes(REPO))
     vector_seconds = time.perf_counter() - started
-    print(f"vectors: {service.store.count(Kind.CODE, REPO) + service.store.count(Kind.CODE, OTHER)} stored (precomputed) in {vector_seconds:.1f}s")
+    print(
+        f"vectors: {service.store.count(Kind.CODE, REPO) + service.store.count(Kind.CODE, OTHER)} stored (precomputed) in {vector_seconds:.1f}s"
+    )
 
     lessons = 0
     words = [w for w in " ".join(_queries(68)).split() if w.isalpha() and len(w) > 4]
@@ -146,7 +169,9 @@ def build(service: KnowledgeService, chunks: int) -> None:
                 merged=number % 3 == 0,
                 issue_title=f"{noun.capitalize()} {other} is wrong",
                 issue_body=f"The {noun} {other} should be recomputed when the {rng.choice(words)} changes.",
-                review_comments=[f"Do not touch the {rng.choice(words)} module; use the {noun} service."],
+                review_comments=[
+                    f"Do not touch the {rng.choice(words)} module; use the {noun} service."
+                ],
             )
         )
         lessons += 1
@@ -185,7 +210,12 @@ def time_queries(service: KnowledgeService, query_count: int) -> None:
         for kind in (Kind.PATTERN, Kind.FAILURE):
             service.store.query(kind, vector, repository=REPO, n=6)
         parts["lessons"].append(time.perf_counter() - started)
-    print("parts: " + ", ".join(f"{name} p50 {_ms(v, 0.5):.1f} / p95 {_ms(v, 0.95):.1f} ms" for name, v in parts.items()))
+    print(
+        "parts: "
+        + ", ".join(
+            f"{name} p50 {_ms(v, 0.5):.1f} / p95 {_ms(v, 0.95):.1f} ms" for name, v in parts.items()
+        )
+    )
     print(
         f"retrieve() over {chunk_count} chunks, {len(timings)} queries: "
         f"p50 {_ms(timings, 0.5):.1f} ms, p95 {_ms(timings, 0.95):.1f} ms, max {max(timings) * 1000:.1f} ms "
@@ -196,7 +226,7 @@ def time_queries(service: KnowledgeService, query_count: int) -> None:
 
 def _ms(values: list[float], quantile: float) -> float:
     ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, int(round(quantile * (len(ordered) - 1))))]
+    return 1000 * ordered[min(len(ordered) - 1, round(quantile * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":

@@ -20,9 +20,46 @@ from knowledge.indexer import IndexReport
 from knowledge.service import KnowledgeService
 
 REPO = "bench/reindex"
-AREAS = "billing orders users auth search reports exports webhooks storage notifications".split()
-NOUNS = "invoice order customer payment refund token session report export event file message".split()
-VERBS = "load save validate render send fetch parse compute apply refresh archive merge".split()
+AREAS = [
+    "billing",
+    "orders",
+    "users",
+    "auth",
+    "search",
+    "reports",
+    "exports",
+    "webhooks",
+    "storage",
+    "notifications",
+]
+NOUNS = [
+    "invoice",
+    "order",
+    "customer",
+    "payment",
+    "refund",
+    "token",
+    "session",
+    "report",
+    "export",
+    "event",
+    "file",
+    "message",
+]
+VERBS = [
+    "load",
+    "save",
+    "validate",
+    "render",
+    "send",
+    "fetch",
+    "parse",
+    "compute",
+    "apply",
+    "refresh",
+    "archive",
+    "merge",
+]
 
 
 def _module(rng: random.Random, area: str, number: int) -> tuple[str, str]:
@@ -77,8 +114,11 @@ def main() -> int:
 
             edited = sorted(files)[:2]
             changed = {
-                edited[0]: files[edited[0]].replace("strict mode raises", "strict mode logs and raises"),
-                edited[1]: files[edited[1]] + "\n\ndef audit(entry: dict) -> None:\n    \"\"\"Write an audit entry.\"\"\"\n",
+                edited[0]: files[edited[0]].replace(
+                    "strict mode raises", "strict mode logs and raises"
+                ),
+                edited[1]: files[edited[1]]
+                + '\n\ndef audit(entry: dict) -> None:\n    """Write an audit entry."""\n',
                 "src/billing/credit_note.py": '"""Credit notes."""\n\n\ndef issue_credit(amount: int) -> int:\n    """Issue a credit note."""\n    return amount\n',
             }
             started = time.perf_counter()

@@ -18,15 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-import bm25s
+import bm25s  # type: ignore[import-untyped]
 
 from knowledge.service import KnowledgeService
 
@@ -72,7 +72,7 @@ class Scores:
         ordered = sorted(self.query_seconds)
         if not ordered:
             return 0.0
-        return 1000 * ordered[min(len(ordered) - 1, int(round(quantile * (len(ordered) - 1))))]
+        return 1000 * ordered[min(len(ordered) - 1, round(quantile * (len(ordered) - 1)))]
 
 
 def load_problems(data: Path) -> list[Problem]:
@@ -200,11 +200,9 @@ def run(service: KnowledgeService, problems: list[Problem], json_out: Path | Non
     print(f"\n{'instance':<16} {'split':<5} {'ours':>5} {'bm25':>5}  ours top-1 | bm25 top-1")
     for problem in problems:
         repo = f"bench/{problem.repo_dir.name}"
-        ranking, ours_s = timed(
-            lambda: [m.path for m in service.retriever.rank_files(repo, problem.statement, k=DEPTH)]
-        )
+        ranking, ours_s = timed(partial(_our_ranking, service, repo, problem.statement))
         baseline, plain_s = timed(
-            lambda: baselines[problem.repo_dir].rank(problem.statement, DEPTH)
+            partial(baselines[problem.repo_dir].rank, problem.statement, DEPTH)
         )
         for split in (problem.split, "all"):
             ours_rank, _ = ours[split].add(ranking, problem.gold, ours_s)
@@ -237,6 +235,10 @@ def run(service: KnowledgeService, problems: list[Problem], json_out: Path | Non
     if json_out is not None:
         json_out.write_text(json.dumps(rows, indent=1))
     return 0
+
+
+def _our_ranking(service: KnowledgeService, repo: str, statement: str) -> list[str]:
+    return [match.path for match in service.retriever.rank_files(repo, statement, k=DEPTH)]
 
 
 def _summary(split: str, ours: Scores, plain: Scores) -> None:

@@ -33,7 +33,9 @@ def make_knowledge_cli(open_service: Callable[[], KnowledgeService]) -> typer.Ty
         service = open_service()
         try:
             if context:
-                retrieved = service.retriever.retrieve_sync(repo, query, token_budget=token_budget, k_files=k)
+                retrieved = service.retriever.retrieve_sync(
+                    repo, query, token_budget=token_budget, k_files=k
+                )
                 typer.echo(retrieved.render() or "Nothing found.")
                 return
             ranked = service.retriever.rank_files(repo, query, k=k)
@@ -52,8 +54,14 @@ def make_knowledge_cli(open_service: Callable[[], KnowledgeService]) -> typer.Ty
         repo: Annotated[str, typer.Argument(help="Repository, owner/name.")],
         path: Annotated[
             Path,
-            typer.Option("--path", exists=True, file_okay=False, dir_okay=True, resolve_path=True,
-                         help="A checkout of the repository's default branch."),
+            typer.Option(
+                "--path",
+                exists=True,
+                file_okay=False,
+                dir_okay=True,
+                resolve_path=True,
+                help="A checkout of the repository's default branch.",
+            ),
         ],
         embed: Annotated[
             bool, typer.Option("--embed/--no-embed", help="Also compute embeddings (slower).")

@@ -70,12 +70,18 @@ class RetrievedContext:
         sections: list[str] = []
         if self.files:
             sections.append(
-                "\n".join([FILES_HEADING, *(render_file(i, f) for i, f in enumerate(self.files, 1))])
+                "\n".join(
+                    [FILES_HEADING, *(render_file(i, f) for i, f in enumerate(self.files, 1))]
+                )
             )
         if self.patterns:
-            sections.append("\n".join([PATTERNS_HEADING, PATTERNS_INTRO, *map(render_lesson, self.patterns)]))
+            sections.append(
+                "\n".join([PATTERNS_HEADING, PATTERNS_INTRO, *map(render_lesson, self.patterns)])
+            )
         if self.failures:
-            sections.append("\n".join([FAILURES_HEADING, FAILURES_INTRO, *map(render_lesson, self.failures)]))
+            sections.append(
+                "\n".join([FAILURES_HEADING, FAILURES_INTRO, *map(render_lesson, self.failures)])
+            )
         return "\n\n".join(sections)
 
     def estimated_tokens(self) -> int:
@@ -121,9 +127,22 @@ def render_lesson(lesson: Lesson) -> str:
 
 
 _LANGUAGES = {
-    ".py": "python", ".js": "javascript", ".ts": "typescript", ".tsx": "tsx", ".go": "go",
-    ".rs": "rust", ".java": "java", ".rb": "ruby", ".md": "markdown", ".sh": "bash",
-    ".yml": "yaml", ".yaml": "yaml", ".toml": "toml", ".json": "json", ".c": "c", ".cpp": "cpp",
+    ".py": "python",
+    ".js": "javascript",
+    ".ts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".java": "java",
+    ".rb": "ruby",
+    ".md": "markdown",
+    ".sh": "bash",
+    ".yml": "yaml",
+    ".yaml": "yaml",
+    ".toml": "toml",
+    ".json": "json",
+    ".c": "c",
+    ".cpp": "cpp",
 }
 
 

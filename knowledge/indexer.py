@@ -267,7 +267,16 @@ def _list_checkout(root: Path) -> list[str]:
     if (root / ".git").exists():
         try:
             listed = subprocess.run(
-                ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                [
+                    "git",
+                    "-C",
+                    str(root),
+                    "ls-files",
+                    "-z",
+                    "--cached",
+                    "--others",
+                    "--exclude-standard",
+                ],
                 capture_output=True,
                 check=True,
                 timeout=120,

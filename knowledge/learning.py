@@ -109,7 +109,9 @@ class LearningRecorder:
             Kind.FAILURE,
             entry_id,
             document,
-            embed_text=_embed_text(failure.issue_title, failure.issue_body, f"{failure.task}: {failure.error}"),
+            embed_text=_embed_text(
+                failure.issue_title, failure.issue_body, f"{failure.task}: {failure.error}"
+            ),
             metadata=EntryMetadata(
                 repository=failure.repository,
                 source_type="task",
@@ -134,7 +136,9 @@ class LearningRecorder:
         labels: Sequence[str] = (),
     ) -> str:
         """Store a plan, a review or any other note for a repository; returns the entry id."""
-        entry_id = f"{kind.value}-" + _digest(repository, source_type, str(issue_number), str(pr_number), text)
+        entry_id = f"{kind.value}-" + _digest(
+            repository, source_type, str(issue_number), str(pr_number), text
+        )
         self._store_entry(
             kind,
             entry_id,

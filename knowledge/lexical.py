@@ -176,9 +176,17 @@ class LexicalIndex:
                             "INSERT INTO chunks (file_id, repo, path, start_line, end_line, kind, symbol,"
                             " name, signature, docstring, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (
-                                file_id, repo, file.path, chunk.start_line, chunk.end_line, chunk.kind.value,
-                                chunk.symbol, chunk.symbol.rsplit(".", 1)[-1], chunk.signature,
-                                chunk.docstring, chunk.text,
+                                file_id,
+                                repo,
+                                file.path,
+                                chunk.start_line,
+                                chunk.end_line,
+                                chunk.kind.value,
+                                chunk.symbol,
+                                chunk.symbol.rsplit(".", 1)[-1],
+                                chunk.signature,
+                                chunk.docstring,
+                                chunk.text,
                             ),
                         ).lastrowid
                         symbol_tokens = " ".join(tokenize(f"{chunk.symbol} {chunk.signature}"))
@@ -214,12 +222,15 @@ class LexicalIndex:
         return removed
 
     def _delete_file(self, repo: str, path: str) -> int:
-        row = self._db.execute("SELECT id FROM files WHERE repo = ? AND path = ?", (repo, path)).fetchone()
+        row = self._db.execute(
+            "SELECT id FROM files WHERE repo = ? AND path = ?", (repo, path)
+        ).fetchone()
         if row is None:
             return 0
         file_id = row[0]
         self._db.execute(
-            "DELETE FROM chunk_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)", (file_id,)
+            "DELETE FROM chunk_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)",
+            (file_id,),
         )
         self._db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
         self._db.execute("DELETE FROM file_fts WHERE rowid = ?", (file_id,))
@@ -247,15 +258,26 @@ class LexicalIndex:
 
     def file_count(self, repo: str) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM files WHERE repo = ?", (repo,)).fetchone()[0])
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM files WHERE repo = ?", (repo,)).fetchone()[0]
+            )
 
     def chunk_count(self, repo: str) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM chunks WHERE repo = ?", (repo,)).fetchone()[0])
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM chunks WHERE repo = ?", (repo,)).fetchone()[
+                    0
+                ]
+            )
 
     def paths(self, repo: str) -> list[str]:
         with self._lock:
-            return [r[0] for r in self._db.execute("SELECT path FROM files WHERE repo = ? ORDER BY path", (repo,))]
+            return [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT path FROM files WHERE repo = ? ORDER BY path", (repo,)
+                )
+            ]
 
     def chunks_of(self, repo: str, paths: Iterable[str]) -> dict[str, list[ChunkRecord]]:
         found: dict[str, list[ChunkRecord]] = {}
@@ -277,7 +299,9 @@ class LexicalIndex:
         with self._lock:
             for group in _groups(list(ids)):
                 marks = ",".join("?" * len(group))
-                for row in self._db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", group):
+                for row in self._db.execute(
+                    f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", group
+                ):
                     record = _chunk_record(row)
                     found[record.id] = record
         return found
@@ -289,7 +313,8 @@ class LexicalIndex:
                 marks = ",".join("?" * len(group))
                 found.update(
                     self._db.execute(
-                        f"SELECT path, summary FROM files WHERE repo = ? AND path IN ({marks})", (repo, *group)
+                        f"SELECT path, summary FROM files WHERE repo = ? AND path IN ({marks})",
+                        (repo, *group),
                     ).fetchall()
                 )
         return found
@@ -302,9 +327,15 @@ class LexicalIndex:
         total = self._db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {rows_table}").fetchone()[0]
         marks = ",".join("?" * len(terms))
         counts = dict(
-            self._db.execute(f"SELECT term, doc FROM {vocabulary} WHERE term IN ({marks})", list(terms)).fetchall()
+            self._db.execute(
+                f"SELECT term, doc FROM {vocabulary} WHERE term IN ({marks})", list(terms)
+            ).fetchall()
         )
-        useful = [t for t in terms if 0 < counts.get(t, 0) <= total * _COMMON_TERM_SHARE or (total < 4 and t in counts)]
+        useful = [
+            t
+            for t in terms
+            if 0 < counts.get(t, 0) <= total * _COMMON_TERM_SHARE or (total < 4 and t in counts)
+        ]
         return sorted(useful, key=lambda t: counts[t])[:_MAX_QUERY_TERMS]
 
     def search_chunks(self, repo: str, terms: Sequence[str], limit: int = 200) -> list[LexicalHit]:
@@ -322,7 +353,9 @@ class LexicalIndex:
             ).fetchall()
         return [LexicalHit(r[0], r[1], r[2], r[3], r[4], -float(r[5])) for r in rows]
 
-    def search_files(self, repo: str, terms: Sequence[str], limit: int = 100) -> list[tuple[str, float]]:
+    def search_files(
+        self, repo: str, terms: Sequence[str], limit: int = 100
+    ) -> list[tuple[str, float]]:
         with self._lock:
             terms = self._informative("file_vocab", "files", terms)
             if not terms:
@@ -356,7 +389,9 @@ class LexicalIndex:
         found: dict[str, list[str]] = {}
         with self._lock:
             for suffix in dict.fromkeys(suffixes):
-                pattern = "%/" + suffix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                pattern = "%/" + suffix.replace("\\", "\\\\").replace("%", "\\%").replace(
+                    "_", "\\_"
+                )
                 rows = self._db.execute(
                     "SELECT path FROM files WHERE repo = ? AND (path = ? OR path LIKE ? ESCAPE '\\')",
                     (repo, suffix, pattern),

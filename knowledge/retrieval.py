@@ -78,7 +78,7 @@ class HybridRetriever:
         store: KnowledgeStore,
         embedder: Embedder,
         lexical: LexicalIndex,
-        weights: FusionWeights = FusionWeights(),
+        weights: FusionWeights | None = None,
         candidates: int = 100,
         lesson_min_similarity: float = 0.3,
         max_lessons: int = 3,
@@ -87,7 +87,7 @@ class HybridRetriever:
         self._store = store
         self._embedder = embedder
         self._lexical = lexical
-        self._weights = weights
+        self._weights = weights or FusionWeights()
         self._candidates = candidates
         self._lesson_min_similarity = lesson_min_similarity
         self._max_lessons = max_lessons
@@ -119,7 +119,7 @@ class HybridRetriever:
     # --- ranking --------------------------------------------------------------------------
 
     def _embed_query(self, query: str) -> np.ndarray:
-        return self._embedder.embed([query[:_QUERY_EMBED_CHARS]])[0]
+        return np.asarray(self._embedder.embed([query[:_QUERY_EMBED_CHARS]])[0], dtype=np.float32)
 
     def _rank(self, repo: str, query: str, k: int) -> tuple[list[_Candidate], np.ndarray]:
         """The top `k` files, and the query's vector (reused for lessons)."""
@@ -149,13 +149,15 @@ class HybridRetriever:
                 credit(hit.path, chunk_rank[hit.path], weights.lexical_chunks)
             pool[hit.path].lexical_chunk_ids.append(hit.chunk_id)
 
-        for rank, (path, hit) in enumerate(self._dense_files(repo, vector), 1):
+        for rank, (path, dense_hit) in enumerate(self._dense_files(repo, vector), 1):
             candidate = credit(path, rank, weights.dense)
-            candidate.dense_symbol = str(hit.metadata.extra.get("symbol", ""))
+            candidate.dense_symbol = str(dense_hit.metadata.extra.get("symbol", ""))
             what = f"`{candidate.dense_symbol}`" if candidate.dense_symbol else "the file summary"
-            candidate.reasons.append(f"semantic match {hit.similarity:.2f} to {what}")
+            candidate.reasons.append(f"semantic match {dense_hit.similarity:.2f} to {what}")
 
-        for rank, (path, reason, frame_line, symbol) in enumerate(self._named(repo, extract_signals(query)), 1):
+        for rank, (path, reason, frame_line, symbol) in enumerate(
+            self._named(repo, extract_signals(query)), 1
+        ):
             candidate = credit(path, rank, weights.named)
             candidate.reasons.insert(0, reason)
             if frame_line is not None:
@@ -235,7 +237,11 @@ class HybridRetriever:
             if hit.similarity < self._lesson_min_similarity or hit.text in seen_texts:
                 continue
             seen_texts.add(hit.text)
-            text = hit.text if len(hit.text) <= _LESSON_MAX_CHARS else hit.text[: _LESSON_MAX_CHARS - 1] + "…"
+            text = (
+                hit.text
+                if len(hit.text) <= _LESSON_MAX_CHARS
+                else hit.text[: _LESSON_MAX_CHARS - 1] + "…"
+            )
             lessons.append(
                 Lesson(
                     kind=kind,
@@ -302,7 +308,9 @@ class HybridRetriever:
                     break
                 headers.append(match)
             for match in headers:
-                snippets = tuple(s for s in chosen.get(match.path, []) if take(render_snippet(s), allowance))
+                snippets = tuple(
+                    s for s in chosen.get(match.path, []) if take(render_snippet(s), allowance)
+                )
                 files.append(FileMatch(match.path, match.score, match.reasons, snippets))
         return RetrievedContext(
             repository=repo,
@@ -318,25 +326,34 @@ class HybridRetriever:
         records = self._lexical.chunks_of(repo, [c.path for c in candidates])
         chosen: dict[str, list[Snippet]] = {}
         for candidate in candidates:
-            chunks = records.get(candidate.path, [])
-            picks: list[ChunkRecord] = []
-
-            def pick(record: ChunkRecord | None) -> None:
-                if record is not None and record not in picks and len(picks) < 2:
-                    picks.append(record)
-
-            for line in candidate.frame_lines:
-                pick(next((c for c in chunks if c.start_line <= line <= c.end_line), None))
-            for symbol in [*candidate.named_symbols, candidate.dense_symbol or ""]:
-                if symbol:
-                    pick(next((c for c in chunks if c.symbol == symbol or c.symbol.endswith(f".{symbol}")), None))
-            by_id = {c.id: c for c in chunks}
-            for chunk_id in candidate.lexical_chunk_ids[:2]:
-                pick(by_id.get(chunk_id))
-            if not picks and chunks:
-                pick(next((c for c in chunks if c.docstring), chunks[0]))
-            chosen[candidate.path] = [_snippet(record) for record in sorted(picks, key=lambda c: c.start_line)]
+            picks = _pick_chunks(candidate, records.get(candidate.path, []))
+            chosen[candidate.path] = [
+                _snippet(record) for record in sorted(picks, key=lambda c: c.start_line)
+            ]
         return chosen
+
+
+def _pick_chunks(candidate: _Candidate, chunks: list[ChunkRecord]) -> list[ChunkRecord]:
+    by_id = {c.id: c for c in chunks}
+    preferred: list[ChunkRecord | None] = []
+    for line in candidate.frame_lines:
+        preferred.append(next((c for c in chunks if c.start_line <= line <= c.end_line), None))
+    for symbol in [*candidate.named_symbols, candidate.dense_symbol or ""]:
+        if symbol:
+            preferred.append(
+                next(
+                    (c for c in chunks if c.symbol == symbol or c.symbol.endswith(f".{symbol}")),
+                    None,
+                )
+            )
+    preferred.extend(by_id.get(chunk_id) for chunk_id in candidate.lexical_chunk_ids[:2])
+    picks: list[ChunkRecord] = []
+    for record in preferred:
+        if record is not None and record not in picks and len(picks) < 2:
+            picks.append(record)
+    if not picks and chunks:
+        picks.append(next((c for c in chunks if c.docstring), chunks[0]))
+    return picks
 
 
 def _snippet(record: ChunkRecord) -> Snippet:
@@ -364,6 +381,8 @@ def _best_suffix_matches(lexical: LexicalIndex, repo: str, mention: str) -> list
         if found:
             return found if len(found) <= _MAX_FILES_PER_SYMBOL else []
     # ...unless the repository keeps that file at its root.
-    if len(parts) > 1 and parts[-1] in lexical.paths_ending_with(repo, [parts[-1]]).get(parts[-1], []):
+    if len(parts) > 1 and parts[-1] in lexical.paths_ending_with(repo, [parts[-1]]).get(
+        parts[-1], []
+    ):
         return [parts[-1]]
     return []

@@ -20,20 +20,17 @@ _PEM_BLOCK = re.compile(
 
 # Credential formats that are recognisable on their own, wherever they appear; one
 # alternation so that scrubbing a whole repository is a single pass per file.
-_TOKENS = re.compile(
-    "|".join(
-        (
-            r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b",  # GitHub classic/app/OAuth tokens
-            r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b",  # GitHub fine-grained tokens
-            r"\bsk-ant-[A-Za-z0-9_\-]{10,}",  # Anthropic
-            r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}",  # OpenAI-style
-            r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",  # AWS key ids
-            r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
-            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
-            r"\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+[A-Za-z0-9._~+/\-]{16,}=*",
-        )
-    )
+_TOKEN_PATTERNS = (
+    r"\bgh[pousr]_[A-Za-z0-9]{20,255}\b",  # GitHub classic/app/OAuth tokens
+    r"\bgithub_pat_[A-Za-z0-9_]{20,255}\b",  # GitHub fine-grained tokens
+    r"\bsk-ant-[A-Za-z0-9_\-]{10,}",  # Anthropic
+    r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{20,}",  # OpenAI-style
+    r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b",  # AWS key ids
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",  # Slack
+    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWTs
+    r"\b[Bb][Ee][Aa][Rr][Ee][Rr]\s+[A-Za-z0-9._~+/\-]{16,}=*",
 )
+_TOKENS = re.compile("|".join(_TOKEN_PATTERNS))
 
 # user:password@ in URLs (e.g. https://x-access-token:TOKEN@github.com/...).
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@")
@@ -51,7 +48,9 @@ _ASSIGNMENT = re.compile(
 )
 
 # `git@github.com:owner/repo` is an SSH remote, not a person's address.
-_EMAIL = re.compile(r"\b(?!git@)[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
+_EMAIL = re.compile(
+    r"\b(?!git@)[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b"
+)
 
 
 def scrub_credentials(text: str) -> str:

@@ -26,13 +26,15 @@ class KnowledgeService:
         store: KnowledgeStore,
         embedder: Embedder,
         lexical: LexicalIndex,
-        weights: FusionWeights = FusionWeights(),
+        weights: FusionWeights | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.lexical = lexical
         self.indexer = RepositoryIndexer(store=store, embedder=embedder, lexical=lexical)
-        self.retriever = HybridRetriever(store=store, embedder=embedder, lexical=lexical, weights=weights)
+        self.retriever = HybridRetriever(
+            store=store, embedder=embedder, lexical=lexical, weights=weights or FusionWeights()
+        )
         self.learning = LearningRecorder(store=store, embedder=embedder)
 
     @classmethod
@@ -51,7 +53,9 @@ class KnowledgeService:
         the lexical index at `lexical_path`, and the model at `model_path` (default: the
         bundled all-MiniLM-L6-v2), loaded on first use."""
         return cls(
-            store=ChromaStore(path=chroma_path, url=chroma_url, collection_prefix=collection_prefix),
+            store=ChromaStore(
+                path=chroma_path, url=chroma_url, collection_prefix=collection_prefix
+            ),
             embedder=(
                 embedder
                 if embedder is not None
@@ -66,15 +70,21 @@ class KnowledgeService:
     async def retrieve(
         self, repo: str, query: str, *, token_budget: int = 6000, k_files: int = 10
     ) -> RetrievedContext:
-        return await self.retriever.retrieve(repo, query, token_budget=token_budget, k_files=k_files)
+        return await self.retriever.retrieve(
+            repo, query, token_budget=token_budget, k_files=k_files
+        )
 
-    async def index_directory(self, repo: str, path: str | Path, *, embed: bool = True) -> IndexReport:
+    async def index_directory(
+        self, repo: str, path: str | Path, *, embed: bool = True
+    ) -> IndexReport:
         return await asyncio.to_thread(self.indexer.index_directory, repo, path, embed=embed)
 
     async def apply_changes(
         self, repo: str, changed: Mapping[str, str], removed: Iterable[str], *, embed: bool = True
     ) -> IndexReport:
-        return await asyncio.to_thread(self.indexer.apply_changes, repo, changed, list(removed), embed=embed)
+        return await asyncio.to_thread(
+            self.indexer.apply_changes, repo, changed, list(removed), embed=embed
+        )
 
     async def embed_pending(self, repo: str, *, max_files: int | None = None) -> IndexReport:
         return await asyncio.to_thread(self.indexer.embed_pending, repo, max_files=max_files)

@@ -18,7 +18,9 @@ _PY_FRAME = re.compile(r'File "(?P<path>[^"]+)", line (?P<line>\d+)')
 _GENERIC_FRAME = re.compile(
     rf"(?P<path>(?:[\w.\-]+/)*[\w.\-]+\.(?:{_SOURCE_EXTENSIONS})):(?P<line>\d+)(?::\d+)?\b"
 )
-_PATH = re.compile(rf"(?<![\w/.\-])(?P<path>(?:[\w.\-]+/)*[\w\-]+(?:\.[\w\-]+)*\.(?:{_SOURCE_EXTENSIONS}))\b")
+_PATH = re.compile(
+    rf"(?<![\w/.\-])(?P<path>(?:[\w.\-]+/)*[\w\-]+(?:\.[\w\-]+)*\.(?:{_SOURCE_EXTENSIONS}))\b"
+)
 _DOTTED = re.compile(r"(?<![\w.])(?P<dotted>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)(?!\w|\.\w)")
 _BACKTICKED = re.compile(r"`([^`\n]{2,80})`")
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
@@ -58,11 +60,14 @@ def extract_signals(text: str, *, max_items: int = 24) -> QuerySignals:
 
     frame_paths = {frame.path for frame in ordered_frames}
     paths = _unique(
-        (m.group("path") for m in _PATH.finditer(text) if m.group("path") not in frame_paths), max_items
+        (m.group("path") for m in _PATH.finditer(text) if m.group("path") not in frame_paths),
+        max_items,
     )
 
     dotted = [m.group("dotted") for m in _DOTTED.finditer(text)]
-    modules = _unique((d for d in dotted if not _PATH.fullmatch(d) and not d[0].isupper()), max_items)
+    modules = _unique(
+        (d for d in dotted if not _PATH.fullmatch(d) and not d[0].isupper()), max_items
+    )
 
     symbols: list[str] = []
     for snippet in _BACKTICKED.findall(text):

@@ -202,7 +202,9 @@ class ChromaStore:
                 batch = group[first : first + step]
                 collection.upsert(
                     ids=[e.id for e in batch],
-                    embeddings=np.asarray([np.asarray(e.embedding, dtype=np.float32) for e in batch]),
+                    embeddings=np.asarray(
+                        [np.asarray(e.embedding, dtype=np.float32) for e in batch]
+                    ),
                     documents=[e.text for e in batch],
                     metadatas=[e.metadata.to_chroma() for e in batch],
                 )
@@ -226,7 +228,9 @@ class ChromaStore:
         found: dict[str, str] = {}
         if collection is None:
             return found
-        groups: Iterable[list[str] | None] = [None] if paths is None else _batches(list(paths), _FILTER_BATCH)
+        groups: Iterable[list[str] | None] = (
+            [None] if paths is None else _batches(list(paths), _FILTER_BATCH)
+        )
         for group in groups:
             where: dict[str, Any] | None = None if group is None else {"path": {"$in": group}}
             result = collection.get(where=where, include=["metadatas"])
@@ -264,7 +268,9 @@ class ChromaStore:
                 metadata=EntryMetadata.from_chroma(meta or {}),
                 similarity=1.0 - float(distance),
             )
-            for entry_id, document, meta, distance in zip(ids, documents, metadatas, distances, strict=False)
+            for entry_id, document, meta, distance in zip(
+                ids, documents, metadatas, distances, strict=False
+            )
         ]
 
     def get(self, kind: Kind, repository: str, ids: Sequence[str]) -> list[StoredHit]:

@@ -55,9 +55,8 @@ class EmbeddingUnit:
 
 
 def unit_id(repository: str, path: str, unit_type: UnitType, symbol: str, text: str) -> str:
-    digest = hashlib.sha1(
-        "\x00".join((repository, path, unit_type, symbol, text)).encode("utf-8")
-    ).hexdigest()
+    key = f"{repository}\x00{path}\x00{unit_type.value}\x00{symbol}\x00{text}"
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
     return f"{unit_type.value[:3]}-{digest[:32]}"
 
 
@@ -70,7 +69,9 @@ def first_paragraph(doc: str, max_chars: int = 300) -> str:
 def file_summary(path: str, chunks: Sequence[DescribedChunk]) -> str:
     """`path`, the module's first doc lines and the names it defines, in one short text."""
     lines = [path]
-    module_doc = next((c.docstring for c in chunks if c.kind is ChunkKind.MODULE and c.docstring), "")
+    module_doc = next(
+        (c.docstring for c in chunks if c.kind is ChunkKind.MODULE and c.docstring), ""
+    )
     if module_doc:
         lines.append(first_paragraph(module_doc, 240))
     names: list[str] = []
@@ -84,7 +85,9 @@ def file_summary(path: str, chunks: Sequence[DescribedChunk]) -> str:
     return summary if len(summary) <= SUMMARY_MAX_CHARS else summary[: SUMMARY_MAX_CHARS - 1] + "…"
 
 
-def embedding_units(repository: str, path: str, chunks: Sequence[DescribedChunk]) -> list[EmbeddingUnit]:
+def embedding_units(
+    repository: str, path: str, chunks: Sequence[DescribedChunk]
+) -> list[EmbeddingUnit]:
     units = [_unit(repository, path, UnitType.FILE_SUMMARY, "", file_summary(path, chunks))]
     seen = {units[0].id}
     for chunk in chunks:

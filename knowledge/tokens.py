@@ -16,8 +16,7 @@ _CAMEL_PART = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 # English function words plus syntax that every source file repeats. Removing them keeps
 # OR-queries small (fast) and stops "the"/"self" from matching every chunk.
-STOPWORDS = frozenset(
-    """
+_STOPWORD_TEXT = """
     a about above after again against all also am an and any are as at be because been before
     being below between both but by can could did do does doing down during each either else
     ever few for from further had has have having he her here hers him his how however i if in
@@ -28,8 +27,8 @@ STOPWORDS = frozenset(
     what when where whether which while who whom whose why will with within without would yet
     you your yours
     self cls def return import none true false elif pass lambda yield async await
-    """.split()
-)
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 _MIN_STEM = 3
 
@@ -51,7 +50,12 @@ def stem(word: str) -> str:
             base = base[:-1]
     if base.endswith("e") and len(base) > _MIN_STEM:
         base = base[:-1]
-    if len(base) > _MIN_STEM and base[-1] == base[-2] and base[-1] not in "lsz" and base[-1].isalpha():
+    if (
+        len(base) > _MIN_STEM
+        and base[-1] == base[-2]
+        and base[-1] not in "lsz"
+        and base[-1].isalpha()
+    ):
         base = base[:-1]  # running -> runn -> run, stopped -> stopp -> stop
     return base
 

@@ -44,7 +44,9 @@ def test_reindex_then_search_prints_ranked_files_with_reasons(
     assert reindexed.exit_code == 0, reindexed.output
     assert "2 indexed" in reindexed.output and "0 files awaiting embeddings" in reindexed.output
 
-    found = runner.invoke(cli, ["search", "acme/mailer", "e-mails are not delivered through the relay"])
+    found = runner.invoke(
+        cli, ["search", "acme/mailer", "e-mails are not delivered through the relay"]
+    )
     assert found.exit_code == 0, found.output
     first = found.output.splitlines()[0]
     assert first.split()[-1] == "mail/smtp.py"
@@ -65,7 +67,9 @@ def test_help_does_not_load_the_model_or_chroma() -> None:
         "assert result.exit_code == 0 and 'reindex' in result.output, result.output\n"
         "print(sorted(m for m in ('sentence_transformers', 'torch', 'chromadb') if m in sys.modules))\n"
     )
-    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "[]"

@@ -158,7 +158,9 @@ async def test_a_merged_pull_request_is_offered_as_a_pattern(service: KnowledgeS
         )
     )
 
-    context = await service.retrieve(SHOP, "Adding a product that is already in the cart creates a duplicate line")
+    context = await service.retrieve(
+        SHOP, "Adding a product that is already in the cart creates a duplicate line"
+    )
 
     assert [lesson.pr_number for lesson in context.patterns] == [52]
     rendered = context.render()
@@ -169,7 +171,9 @@ async def test_a_merged_pull_request_is_offered_as_a_pattern(service: KnowledgeS
 async def test_an_unrelated_issue_does_not_drag_in_past_failures(service: KnowledgeService) -> None:
     await service.record_pull_request(_rejected_caching_pr())
 
-    context = await service.retrieve(SHOP, "The confirmation e-mail subject should include the shop name")
+    context = await service.retrieve(
+        SHOP, "The confirmation e-mail subject should include the shop name"
+    )
 
     assert context.failures == ()
     assert context.files[0].path == "shop/emails.py"
@@ -191,8 +195,12 @@ async def test_task_failures_are_remembered_with_their_error(service: KnowledgeS
     assert any("cannot import name 'RedisCache'" in lesson.text for lesson in context.failures)
 
 
-async def test_files_come_ranked_with_the_reason_they_were_chosen(service: KnowledgeService) -> None:
-    context = await service.retrieve(SHOP, "Prices converted to euros are rounded to the wrong cent")
+async def test_files_come_ranked_with_the_reason_they_were_chosen(
+    service: KnowledgeService,
+) -> None:
+    context = await service.retrieve(
+        SHOP, "Prices converted to euros are rounded to the wrong cent"
+    )
 
     assert context.files[0].path == "shop/pricing.py"
     reasons = " ".join(context.files[0].reasons)
@@ -244,10 +252,14 @@ async def test_null_retriever_gives_an_empty_context() -> None:
     assert context.is_empty and context.render() == ""
 
 
-async def test_recording_the_same_pull_request_twice_keeps_one_lesson(service: KnowledgeService) -> None:
+async def test_recording_the_same_pull_request_twice_keeps_one_lesson(
+    service: KnowledgeService,
+) -> None:
     first = await service.record_pull_request(_rejected_caching_pr())
     second = await service.record_pull_request(_rejected_caching_pr())
 
     assert first == second
-    context = await service.retrieve(SHOP, "Cache the exchange rates instead of calling the API every time")
+    context = await service.retrieve(
+        SHOP, "Cache the exchange rates instead of calling the API every time"
+    )
     assert len(context.failures) == 1

@@ -22,7 +22,16 @@ PEM = (
     "lWu2/a1gB9JW5TBQ+AVpum9Okx7KfqkfBKL9mcHgSL0yWMdjMfNOqNtrQqKlN4kE\n"
     "-----END RSA PRIVATE KEY-----"
 )
-SECRETS = [GITHUB_TOKEN, APP_TOKEN, FINE_GRAINED, ANTHROPIC_KEY, AWS_KEY_ID, "hunter2", "s3cr3t-db", "MIIEowIBAAKCAQEA"]
+SECRETS = [
+    GITHUB_TOKEN,
+    APP_TOKEN,
+    FINE_GRAINED,
+    ANTHROPIC_KEY,
+    AWS_KEY_ID,
+    "hunter2",
+    "s3cr3t-db",
+    "MIIEowIBAAKCAQEA",
+]
 EMAIL = "jane.doe@example.com"
 
 
@@ -78,7 +87,9 @@ def model() -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder()
 
 
-def test_learning_stores_only_scrubbed_text(tmp_path: Path, model: SentenceTransformerEmbedder) -> None:
+def test_learning_stores_only_scrubbed_text(
+    tmp_path: Path, model: SentenceTransformerEmbedder
+) -> None:
     store = ChromaStore(path=tmp_path / "chroma")
     recorder = LearningRecorder(store=store, embedder=model)
 
@@ -90,13 +101,20 @@ def test_learning_stores_only_scrubbed_text(tmp_path: Path, model: SentenceTrans
             issue_title=f"Deploy fails, contact {EMAIL}",
             issue_body=f"The log shows GH_TOKEN={GITHUB_TOKEN} and {ANTHROPIC_KEY}",
             plan=f"Rotate {AWS_KEY_ID}",
-            review_comments=[f"Never commit keys like this:\n{PEM}", "and not password=hunter2 either"],
+            review_comments=[
+                f"Never commit keys like this:\n{PEM}",
+                "and not password=hunter2 either",
+            ],
             failed_checks=[f"deploy: could not log in with {APP_TOKEN}"],
             closing_comment=f"Closing; the key {FINE_GRAINED} was revoked. Ask {EMAIL}.",
         )
     )
     task_id = recorder.record_task_failure(
-        TaskFailure(repository="acme/shop", task="deploy", error=f"401 for token {APP_TOKEN} (db pwd: s3cr3t-db)")
+        TaskFailure(
+            repository="acme/shop",
+            task="deploy",
+            error=f"401 for token {APP_TOKEN} (db pwd: s3cr3t-db)",
+        )
     )
 
     stored = [hit.text for hit in store.get(Kind.FAILURE, "acme/shop", [pr_id, task_id])]

@@ -84,7 +84,7 @@ def repo_files(yml: str) -> dict[str, str]:
 
 
 def fixing_coder() -> list[ScriptItem]:
-    """A coder that reproduces the bug, fixes it, proves it, commits the step and finishes."""
+    """A coder that reproduces the bug, fixes it, checks its work, commits the step, finishes."""
     return [
         tool_call("read_file", {"path": "calc.py"}, say="Reading the function first."),
         tool_call("run_command", {"command": GATE}, say="Reproducing the failure."),

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from agents.planner import PlanResult
 from agents.runtime import Runtime
 from agents.workspace import Workspace
-from bot.db import Database, Feature, Repository
+from bot.db import Database, Feature, Installation, Repository
 from knowledge.learning import PullRequestOutcome, TaskFailure
 from knowledge.service import KnowledgeService
 
@@ -155,7 +155,11 @@ class KnowledgeJobs:
         async with self.db.session() as s:
             row = await s.scalar(select(Repository).where(Repository.full_name == repository))
             if row is None:
-                row = Repository(id=repo_id, full_name=repository, installation_id=installation_id)
+                # The installation row may not exist yet (its webhook can arrive later).
+                known = await s.get(Installation, installation_id) is not None
+                row = Repository(
+                    id=repo_id, full_name=repository, installation_id=installation_id if known else None
+                )
                 s.add(row)
             row.default_branch = default_branch
             row.indexed_sha = sha

@@ -75,6 +75,10 @@ class _LocalSandbox(ABC):
     ) -> CommandResult:
         workdir = confined_cwd(self.workspace_root, cwd)
         child_env = command_env(env)
+        if env is None or "PATH" not in env:
+            # Validation gates say `python -m pytest`: on the host that means the Python the
+            # bot runs on (its directory first), as in a developer's activated virtualenv.
+            child_env["PATH"] = f"{Path(sys.executable).parent}:{child_env['PATH']}"
         return await run_argv(
             self._argv(command, workdir, child_env),
             command=command,

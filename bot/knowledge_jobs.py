@@ -43,7 +43,7 @@ class KnowledgeJobs:
             feature = await s.scalar(
                 select(Feature).where(Feature.repository == repository).order_by(Feature.id.desc())
             )
-        if (row is None or row.indexed_sha is None) and feature is not None:
+        if feature is not None and (row is None or row.indexed_sha is None or not self._held_here(repository)):
             await self.index_repository(feature.installation_id, repository)
         context = await self.service.retrieve(repository, query)
         return context.render()
@@ -84,7 +84,7 @@ class KnowledgeJobs:
         """Re-index only what a push to the default branch changed."""
         async with self.db.session() as s:
             row = await s.scalar(select(Repository).where(Repository.full_name == repo))
-        if row is None or row.indexed_sha is None:
+        if row is None or row.indexed_sha is None or not self._held_here(repo):
             await self.index_repository(installation_id, repo)
             return
         gh = await self.runtime.repo(installation_id, repo)
@@ -148,6 +148,11 @@ class KnowledgeJobs:
         await self.service.record_task_failure(
             TaskFailure(repository=repository, task=task, error=error, issue_title=issue_title, issue_number=issue_number)
         )
+
+    def _held_here(self, repository: str) -> bool:
+        """Whether this worker's own lexical index has the repository (each worker keeps one;
+        vectors already in a shared Chroma are not embedded again when it is rebuilt)."""
+        return self.service.lexical.file_count(repository) > 0
 
     async def _remember_index(
         self, installation_id: int, repository: str, repo_id: int, default_branch: str, sha: str

@@ -15,7 +15,7 @@ from agents.budget import BudgetExceeded
 from agents.coder import Coder, CoderResult
 from agents.lifecycle import Outcome, Stage
 from agents.llm import LLMError
-from agents.planner import PlanResult
+from agents.planner import PlanResult, render_file_tree
 from agents.stages import FeatureView, StepContext, StepResult
 from agents.toolbox import Toolbox, describe_stop, feature_budget
 from agents.tools import CoderTools
@@ -97,11 +97,7 @@ class CoderStage:
         info = await gh.get_repository()
         issue = await gh.get_issue(feature.issue_number)
         branch = feature.branch or branch_name(feature.issue_number, issue.title)
-        context = ""
-        if feature.guidance:
-            context = "Feedback to address in this round:\n" + wrap_untrusted(
-                feature.guidance, source="review feedback"
-            )
+        context = await self._repository_context(toolbox, gh, feature, plan, info.default_branch)
         workspace = await toolbox.workspace(feature.installation_id, info.clone_url)
         async with workspace as ws:
             await ws.clone()
@@ -160,6 +156,25 @@ class CoderStage:
             f"PR #{pr.number}: {len(result.commits)} commit(s), gates passed",
             result,
         )
+
+    @staticmethod
+    async def _repository_context(
+        toolbox: Toolbox, gh: Any, feature: FeatureView, plan: PlanResult, default_branch: str
+    ) -> str:
+        """What stays fixed for the whole loop, so it sits in the cached prompt prefix: the
+        repository's file tree, what the knowledge store finds for the plan, and the round's
+        review feedback."""
+        tree = await gh.get_tree(default_branch)
+        parts = ["## Files\n" + render_file_tree([e.path for e in tree.entries if e.type == "blob"])]
+        knowledge = await toolbox.context_for(feature.repository, f"{plan.title}\n{plan.for_coder()}")
+        if knowledge:
+            parts.append(knowledge)
+        if feature.guidance:
+            parts.append(
+                "## Feedback to address in this round\n"
+                + wrap_untrusted(feature.guidance, source="review feedback")
+            )
+        return "\n\n".join(parts)
 
     @staticmethod
     async def _push_if_changed(ws: Any, base_sha: str) -> str | None:

@@ -219,6 +219,10 @@ async def test_labelled_issue_becomes_plan_branch_and_ready_pr(
         assert feature.state == "completed", feature.error
         assert len(run.llm.requests) == 1 + 8  # every scripted turn was used, no more
 
+        # The coder sees the repository's file tree in its (cached) system prompt.
+        coder_system = json.dumps(run.coder_requests()[0]["system"])
+        assert "## Files" in coder_system and "test_calc.py" in coder_system
+
         # The plan: one comment with every PRP section, the configured gate included.
         plans = run.marked("plan")
         assert len(plans) == 1

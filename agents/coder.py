@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from agents.budget import Budget, TokenUsage
 from agents.llm import Block, LLMClient
 from agents.loop import OnStep, ToolLoop, ToolOutput, ToolResultLike, Tools, truncate_middle
+from agents.plan_files import plan_files_section
 from agents.planner import PlanResult
 from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
 
@@ -270,6 +271,7 @@ class Coder:
     max_gate_retries: int = 2
     gate_timeout_s: float = 900
     max_result_chars: int = 20_000
+    preload_plan_files: bool = True
 
     async def implement(
         self,
@@ -306,8 +308,10 @@ class Coder:
         )
         try:
             outcome = await loop.run(
-                system=self.system_blocks(repo_context),
-                messages=[{"role": "user", "content": self.task_text(plan, gates)}],
+                system=self.system_blocks(
+                    repo_context, plan, gates, plan_files=self._plan_files(plan, workdir)
+                ),
+                messages=[{"role": "user", "content": self.task_text(plan)}],
                 tools=coding_tools,
                 budget=budget,
                 on_step=on_step,
@@ -348,21 +352,45 @@ class Coder:
         )
         await tools.commit(message)
 
-    def system_blocks(self, repo_context: str) -> list[Block]:
-        """Instructions, then the repository context (last block: the cache prefix ends there)."""
+    def _plan_files(self, plan: PlanResult, workdir: Path) -> str:
+        if not self.preload_plan_files:
+            return ""
+        return plan_files_section(plan, workdir)
+
+    def system_blocks(
+        self,
+        repo_context: str,
+        plan: PlanResult,
+        gates: Sequence[str],
+        *,
+        plan_files: str = "",
+    ) -> list[Block]:
+        """Everything fixed for the whole loop, so every turn re-sends it byte for byte and it is
+        read from the prompt cache: instructions, the repository context, then the plan with its
+        gates and the files it names (the last block: the cache marker goes there)."""
         context = repo_context.strip()
         if len(context) > _MAX_REPO_CONTEXT_CHARS:
             context = truncate_middle(context, _MAX_REPO_CONTEXT_CHARS)
-        text = "# Repository context\n\n" + (
+        repository = "# Repository context\n\n" + (
             wrap_untrusted(context, source="repository context") if context else "(none given)"
         )
-        return [{"type": "text", "text": SYSTEM_PROMPT}, {"type": "text", "text": text}]
-
-    def task_text(self, plan: PlanResult, gates: Sequence[str]) -> str:
         gate_lines = "\n".join(f"- `{sanitize(g)}`" for g in gates) or "- (none configured)"
-        return (
-            f"Implement the approved plan for issue #{plan.issue_number}.\n\n"
+        work = (
+            f"# The approved plan for issue #{plan.issue_number}\n\n"
             f"{sanitize(plan.for_coder()).strip()}\n\n"
-            f"## Validation gates that must pass before finish\n{gate_lines}\n\n"
-            "Start with step 1."
+            f"## Validation gates that must pass before finish\n{gate_lines}"
+        )
+        if plan_files:
+            work += "\n\n" + plan_files
+        return [
+            {"type": "text", "text": SYSTEM_PROMPT},
+            {"type": "text", "text": repository},
+            {"type": "text", "text": work},
+        ]
+
+    @staticmethod
+    def task_text(plan: PlanResult) -> str:
+        return (
+            f"Implement the approved plan for issue #{plan.issue_number}, shown above with its "
+            "validation gates. Start with step 1."
         )

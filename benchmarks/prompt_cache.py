@@ -39,7 +39,14 @@ import httpx2  # noqa: E402
 from agents.budget import Budget, TokenUsage  # noqa: E402
 from agents.coder import Coder  # noqa: E402
 from agents.llm import LLMClient  # noqa: E402
-from agents.planner import Estimate, PlanResult, PlanStep, render_file_tree  # noqa: E402
+from agents.plan_files import MAX_LINES_PER_FILE  # noqa: E402
+from agents.planner import (  # noqa: E402
+    ContextRef,
+    Estimate,
+    PlanResult,
+    PlanStep,
+    render_file_tree,
+)
 from agents.pricing import price_for  # noqa: E402
 from agents.sandbox import make_sandbox  # noqa: E402
 from agents.tools import CoderTools  # noqa: E402
@@ -88,17 +95,27 @@ def symbol_summaries(repo: Path, limit: int) -> str:
     return "\n".join(lines)[:limit]
 
 
-def pick_files(repo: Path) -> tuple[str, str, str]:
-    """Two real modules to read (the second the longest) and a symbol defined in the first."""
+def pick_files(repo: Path) -> tuple[str, str, str, str]:
+    """Three real modules (the second the longest) and a symbol defined in the first.
+
+    The plan names the first two, so the coder sees them in its prompt; the third is one the model
+    finds on its own and reads with read_file.
+    """
     modules = sorted(
         (p for p in repo.rglob("*.py") if len(p.read_text(encoding="utf-8").splitlines()) > 150),
         key=lambda p: str(p),
     )
     first = modules[0]
     second = max(modules[1:], key=lambda p: len(p.read_text(encoding="utf-8").splitlines()))
+    third = next(p for p in modules[1:] if p != second)
     tree = ast.parse(first.read_text(encoding="utf-8"))
     function = next(n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef))
-    return str(first.relative_to(repo)), str(second.relative_to(repo)), function
+    return (
+        str(first.relative_to(repo)),
+        str(second.relative_to(repo)),
+        str(third.relative_to(repo)),
+        function,
+    )
 
 
 def stable_prefix_tokens(request: dict[str, Any]) -> int:
@@ -110,7 +127,9 @@ def stable_prefix_tokens(request: dict[str, Any]) -> int:
     )
 
 
-async def run(model: str, project: str, turns: int, knowledge_chars: int) -> dict[str, Any]:
+async def run(
+    model: str, project: str, turns: int, knowledge_chars: int, *, reread: bool = False
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         repo = copy_project(project, Path(tmp))
         files = git(repo, "ls-files").splitlines()
@@ -118,18 +137,39 @@ async def run(model: str, project: str, turns: int, knowledge_chars: int) -> dic
             f"## File tree\n{render_file_tree(files)}\n\n"
             f"## Knowledge context\n{symbol_summaries(repo, knowledge_chars)}"
         )
-        first, second, symbol = pick_files(repo)
+        first, second, third, symbol = pick_files(repo)
         gate = f"{sys.executable} -m py_compile {first}"
+        if reread:
+            # Worst case: the model reads the files the plan named although its prompt shows them.
+            reads = [
+                tool_call("read_file", {"path": first, "max_lines": 150}),
+                tool_call("read_file", {"path": second, "max_lines": 120}),
+            ]
+        else:
+            # The same amount of reading, of code the prompt does not show: another module, and
+            # the part of the long one past the lines the prompt shows.
+            reads = [
+                tool_call("read_file", {"path": third, "max_lines": 150}),
+                tool_call(
+                    "read_file",
+                    {"path": second, "start_line": MAX_LINES_PER_FILE + 1, "max_lines": 120},
+                ),
+            ]
         script = [
             tool_call("list_files", {"path": project, "depth": 1}),
             tool_call("search", {"pattern": f"def {symbol}|class {symbol}", "glob": "*.py"}),
-            tool_call("read_file", {"path": first, "max_lines": 150}),
+            reads[0],
             tool_call("find_symbol", {"name": symbol}),
-            tool_call("read_file", {"path": second, "max_lines": 120}),
+            reads[1],
             # Longer sessions read more of the code before changing it.
             *[
                 tool_call(
-                    "read_file", {"path": second, "start_line": 121 + 60 * i, "max_lines": 60}
+                    "read_file",
+                    {
+                        "path": second,
+                        "start_line": MAX_LINES_PER_FILE + 121 + 60 * i,
+                        "max_lines": 60,
+                    },
                 )
                 for i in range(max(0, turns - 10))
             ],
@@ -146,7 +186,17 @@ async def run(model: str, project: str, turns: int, knowledge_chars: int) -> dic
             issue_number=1,
             title="Add a note module",
             goal="Add a small module documenting the benchmark.",
-            steps=[PlanStep(title="Add the module", details="Create it and compile it.")],
+            context=[
+                ContextRef(first, "defines the symbol the note documents"),
+                ContextRef(second, "the longest module, whose conventions the note follows"),
+            ],
+            steps=[
+                PlanStep(
+                    title="Add the module",
+                    details="Create it and compile it.",
+                    files=(f"{project}/_bench_note.py",),
+                )
+            ],
             validation_gates=[gate],
             estimate=Estimate(size="XS", complexity="low"),
         )
@@ -212,8 +262,15 @@ def main() -> None:
     parser.add_argument(
         "--knowledge-chars", type=int, default=KNOWLEDGE_CHARS, help="size of the knowledge context"
     )
+    parser.add_argument(
+        "--reread",
+        action="store_true",
+        help="worst case: the model re-reads the files its prompt already shows",
+    )
     args = parser.parse_args()
-    figures = asyncio.run(run(args.model, args.project, args.turns, args.knowledge_chars))
+    figures = asyncio.run(
+        run(args.model, args.project, args.turns, args.knowledge_chars, reread=args.reread)
+    )
     print(f"model {figures['model']}, a copy of {figures['project']}, {figures['turns']} turns")
     print(f"repository context in the system prompt: {figures['repository_context_chars']:,} chars")
     print(

@@ -238,9 +238,14 @@ async def test_labelled_issue_becomes_plan_branch_and_ready_pr(
         assert "### Success criteria" in plan and "- [ ] add(2, 3) == 5" in plan
         assert "### Failure recovery" in plan and "read the assertion" in plan
         assert "### Estimate" in plan and "Size **XS**, complexity **low**" in plan
-        # The coder was handed that plan.
-        coder_prompt = json.dumps(run.coder_requests()[0]["messages"][0])
-        assert PLAN["goal"] in coder_prompt and "Fix add" in coder_prompt
+        # The coder was handed that plan, and the files it names as they were on main, in the
+        # system prompt every turn re-sends byte for byte (the cached prefix).
+        systems = [json.dumps(r["system"]) for r in run.coder_requests()]
+        assert len(set(systems)) == 1
+        assert PLAN["goal"] in systems[0] and "Fix add" in systems[0]
+        assert "## Files the plan names" in systems[0]
+        assert "### calc.py" in systems[0] and "     2\\t    return a - b" in systems[0]
+        assert "### test_calc.py" in systems[0]
 
         # The branch: one commit, changing exactly calc.py the way the model edited it.
         assert feature.branch and feature.branch.startswith(f"factory/issue-{run.issue}-")

@@ -334,9 +334,11 @@ def _docker_answers() -> bool:
     return True
 
 
-def test_make_sandbox_auto_falls_back_to_local_without_docker(workspace: Path) -> None:
-    if _docker_answers():
-        pytest.skip("a Docker engine answers here")
+def test_make_sandbox_auto_falls_back_to_local_without_docker(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whether or not an engine runs here, this one does not answer.
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{workspace}/no-docker.sock")
     assert make_sandbox("auto", workspace_root=workspace).name in ("bwrap", "unshare", "subprocess")
     with pytest.raises(SandboxUnavailable, match="no Docker engine answers"):
         make_sandbox("docker", workspace_root=workspace)
@@ -393,3 +395,24 @@ async def test_docker_hides_bot_secrets_and_only_the_workspace_is_writable(
     assert "FACTORY_WEBHOOK_SECRET" not in result.stdout
     assert (workspace / "made.txt").read_text() == "hi\n"
     assert "Read-only file system" in result.stderr
+
+
+async def test_docker_caps_processes_and_memory(
+    docker_sandbox: DockerSandbox, workspace: Path
+) -> None:
+    tight = DockerSandbox(
+        docker_sandbox.client, workspace, image=docker_sandbox.image, pids=32, memory_mb=64
+    )
+    forks = await tight.run(
+        "i=0; while [ $i -lt 100 ]; do sleep 5 & i=$((i+1)); done; echo STARTED_ALL",
+        cwd=workspace,
+        timeout_s=30,
+    )
+    assert "STARTED_ALL" not in forks.stdout and "fork" in forks.stderr.lower()
+    hog = await tight.run(
+        "python3 -c \"b = bytearray(512 * 1024 * 1024); print('ALLOCATED')\"",
+        cwd=workspace,
+        timeout_s=30,
+    )
+    assert hog.exit_code != 0 and "ALLOCATED" not in hog.stdout
+    assert _sandbox_containers(tight) == []

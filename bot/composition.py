@@ -136,7 +136,15 @@ async def build_worker_parts(
         )
 
     def sandbox_for(path: Path) -> Sandbox:
-        return make_sandbox(backend, workspace_root=path, hidden_paths=hidden)  # type: ignore[arg-type]
+        return make_sandbox(
+            backend,  # type: ignore[arg-type]
+            workspace_root=path,
+            docker_image=settings.sandbox_image,
+            memory_mb=settings.sandbox_memory_mb,
+            cpus=settings.sandbox_cpus,
+            pids=settings.sandbox_pids,
+            hidden_paths=hidden,
+        )
 
     stage_agents = dict(agents) if agents is not None else default_agents()
     toolbox = Toolbox(llm=llm, sandbox_for=sandbox_for, workspace=workspace)

@@ -66,6 +66,7 @@ async def diagnose(**overrides: Any) -> list[Check]:
     checks.append(await _database(settings, bad))
     checks.append(_chroma(settings, bad))
     checks.append(_embedding_model(settings, bad))
+    checks.append(_sandbox(settings))
     return checks
 
 
@@ -277,3 +278,38 @@ def _creatable(name: str, path: Path, detail: str) -> Check:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def _sandbox(settings: Settings) -> Check:
+    """Which sandbox agent commands would run in, and why not a stronger one."""
+    import tempfile
+
+    from agents.sandbox import SandboxUnavailable, make_sandbox
+
+    image = settings.sandbox_image
+    with tempfile.TemporaryDirectory(prefix="factory-doctor-") as scratch:
+        docker_problem = ""
+        if settings.sandbox in ("auto", "docker"):
+            try:
+                make_sandbox("docker", workspace_root=Path(scratch), docker_image=image)
+            except SandboxUnavailable as exc:
+                docker_problem = str(exc)
+            else:
+                return Check("sandbox", Status.OK, f"docker, image {image}")
+        if settings.sandbox == "docker":
+            return Check(
+                "sandbox",
+                Status.PROBLEM,
+                f"FACTORY_SANDBOX=docker but {docker_problem}. Start an engine, or load the "
+                f"image with `docker pull {image}` (or `docker load`), or set FACTORY_SANDBOX=auto.",
+            )
+        local = make_sandbox("local", workspace_root=Path(scratch)).name
+    note = f" (Docker not used: {docker_problem})" if docker_problem else ""
+    if local == "subprocess":
+        return Check(
+            "sandbox",
+            Status.WARN,
+            "no namespace sandbox works here (install bubblewrap): commands run as plain "
+            f"subprocesses with resource limits and a scrubbed environment{note}",
+        )
+    return Check("sandbox", Status.OK, f"{local}, no network{note}")

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     sandbox: Literal["auto", "docker", "local"] = Field(
         default="auto", description="Where agent commands run: docker when it answers, else local."
     )
+    sandbox_image: str = Field(
+        default="python:3.11-slim",
+        description="Docker image agent commands run in (must be on the engine: nothing is pulled).",
+    )
+    sandbox_memory_mb: int = Field(default=2048, ge=64, description="Memory limit of a command.")
+    sandbox_cpus: float = Field(default=1.0, gt=0, description="CPU share of a command (Docker).")
+    sandbox_pids: int = Field(default=256, ge=16, description="Process limit of a command.")
     job_timeout_s: int = Field(default=1800, ge=10, description="Hard limit on one agent step.")
 
     # HTTP server

@@ -168,7 +168,8 @@ def test_doctor_passes_when_everything_is_configured(tmp_path: Path, redis_url: 
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "problem" not in result.stdout
-    for name in ("settings", "webhook secret", "github app", "redis", "database", "chroma"):
+    names = ("settings", "webhook secret", "github app", "redis", "database", "chroma", "sandbox")
+    for name in names:
         assert any(line.startswith("ok") and name in line for line in result.stdout.splitlines())
     assert "sk-ant-test-key" not in result.stdout
 
@@ -189,3 +190,20 @@ def test_doctor_explains_github_app_credential_problems(
     assert result.returncode == 1
     github_line = next(line for line in result.stdout.splitlines() if "github app" in line)
     assert github_line.startswith("problem") and expected in github_line
+
+
+def test_doctor_says_when_the_docker_sandbox_it_was_told_to_use_cannot_run(
+    tmp_path: Path,
+) -> None:
+    result = factory(
+        "doctor",
+        cwd=tmp_path,
+        FACTORY_SANDBOX="docker",
+        FACTORY_SANDBOX_IMAGE="agent-factory-no-such-image:never",
+        DOCKER_HOST=f"unix://{tmp_path}/docker.sock",
+    )
+
+    assert result.returncode == 1
+    line = next(line for line in result.stdout.splitlines() if "sandbox" in line)
+    assert line.startswith("problem") and "no Docker engine answers" in line
+    assert "docker pull agent-factory-no-such-image:never" in line

@@ -25,7 +25,13 @@ from agents.commands import (
 )
 from agents.coordinator import Coordinator
 from agents.lifecycle import Decision, Stage, next_enabled, stage_for_check
-from agents.runtime import CONFIG_ERROR_MARKER, CONFIG_PATH, ConfigInvalid, Runtime
+from agents.runtime import (
+    CONFIG_ERROR_MARKER,
+    CONFIG_PATH,
+    ConfigInvalid,
+    Runtime,
+    config_fixed_comment,
+)
 from bot.db import Database, Feature, FeatureState, Installation, Repository, Task
 from bot.github.errors import scrub
 from bot.github.models import RepoInfo
@@ -72,6 +78,7 @@ class EventHandlers:
         except ConfigInvalid as exc:
             await gh.upsert_marked_comment(issue_number, CONFIG_ERROR_MARKER, exc.comment())
             return "config-invalid"
+        await self._mark_config_fixed(gh, issue_number)
         decision = await self.permissions.decide(
             repo, sender, sender_type, LABEL, config.config, team_membership=gh.is_team_member
         )
@@ -159,6 +166,7 @@ class EventHandlers:
             await gh.upsert_marked_comment(issue_number, CONFIG_ERROR_MARKER, exc.comment())
             await react(comment_id, "confused")
             return "config-invalid"
+        await self._mark_config_fixed(gh, issue_number)
         config = config_result.config
         available = {s.value for s in self.runtime.enabled(config)}
         ok = True
@@ -213,6 +221,18 @@ class EventHandlers:
             installation_id, loaded.info, loaded.result.config.trigger_label
         )
         return loaded.result
+
+    async def _mark_config_fixed(self, gh: Any, issue_number: int) -> None:
+        """Say so on this issue's config-error comment, if it has one, now that the config loads.
+
+        Edited rather than deleted, so the issue still shows what was wrong.
+        """
+        problem = await gh.find_marked_comment(issue_number, CONFIG_ERROR_MARKER)
+        if problem is None:
+            return
+        fixed = config_fixed_comment(problem.body)
+        if fixed is not None:
+            await gh.edit_comment(problem.id, fixed)
 
     async def _remember_trigger_label(
         self, installation_id: int, info: RepoInfo, label: str

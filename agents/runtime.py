@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_PATH = ".github/factory.yml"
 CONFIG_ERROR_MARKER = "<!-- agent-factory:config-error -->"
+# Added next to the error marker once the problem is gone, so the comment is rewritten only once.
+CONFIG_FIXED_MARKER = "<!-- agent-factory:config-fixed -->"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,34 @@ class ConfigInvalid(Exception):
 
     def comment(self) -> str:
         return f"{CONFIG_ERROR_MARKER}\n{self.error.to_markdown(CONFIG_PATH)}"
+
+
+def config_fixed_comment(problem: str) -> str | None:
+    """The config-error comment rewritten to say the config is valid now, the old text kept
+    collapsed; None when it says so already.
+
+    The error marker stays, so a later invalid config overwrites this same comment again.
+    """
+    if CONFIG_FIXED_MARKER in problem:
+        return None
+    old = problem.replace(CONFIG_ERROR_MARKER, "").strip()
+    return "\n".join(
+        [
+            CONFIG_ERROR_MARKER,
+            CONFIG_FIXED_MARKER,
+            "### ✅ Agent Factory configuration fixed",
+            "",
+            f"`{CONFIG_PATH}` on the default branch is valid now, so Agent Factory acts on "
+            "labels and `/factory` commands here again.",
+            "",
+            "<details>",
+            "<summary>The problem reported earlier</summary>",
+            "",
+            old,
+            "",
+            "</details>",
+        ]
+    )
 
 
 @dataclass

@@ -500,6 +500,83 @@ async def _true(value: object) -> bool:
     return bool(value)
 
 
+def config_comments(bot: Bot, issue: int) -> list[Comment]:
+    """Every comment about the config on `issue`, whatever it says now."""
+    return [
+        c for c in bot.fake.comments(bot.repo, issue) if "agent-factory:config-error" in c.body
+    ]
+
+
+def comment_edits(bot: Bot, comment_id: int) -> int:
+    return sum(
+        1
+        for r in bot.fake.requests
+        if r.method == "PATCH" and r.path.endswith(f"/issues/comments/{comment_id}")
+    )
+
+
+async def test_once_the_config_is_fixed_the_config_problem_comment_says_so_and_the_run_starts(
+    tmp_path: Path, redis_url: str
+) -> None:
+    wrong_type = FACTORY_YML + "budgets:\n  max_usd: lots\n"
+    async with chatops_bot(
+        tmp_path, redis_url, files={"README.md": "# demo\n", ".github/factory.yml": wrong_type}
+    ) as bot:
+        fake, repo = bot.fake, bot.repo
+        by_command = fake.create_issue(repo, "Add a greeting", "Print hello.", user="alice")
+        by_label = fake.create_issue(repo, "Add a farewell", "Print bye.", user="alice")
+        never_broken = fake.create_issue(repo, "Add a wave", "Print wave.", user="alice")
+        bot.start_worker(plan_and_code())
+
+        refused = await command(bot, by_command, "/factory plan")
+        assert refused.reactions == ["eyes", "confused"] and refused.replies == []
+        fake.label_issue(repo, by_label, "factory")
+        await bot.wait_for(
+            lambda: _true(config_comments(bot, by_label)),
+            timeout=15,
+            what="the config problem comment on the labelled issue",
+        )
+        [problem] = config_comments(bot, by_command)
+        assert problem.user.login == BOT_LOGIN
+        assert problem.body.splitlines()[1] == "### Agent Factory configuration problem"
+        [labelled_problem] = config_comments(bot, by_label)
+        assert await bot.features() == []
+
+        fake.push_files(
+            repo, "main", {".github/factory.yml": FACTORY_YML + "budgets:\n  max_usd: 3\n"}
+        )
+        started = await command(bot, by_command, "/factory plan")
+        assert started.reactions == ["eyes", "rocket"]
+        assert "Started a run" in started.texts[0]
+        [fixed] = config_comments(bot, by_command)
+        assert fixed.id == problem.id, "the same comment is edited, not a new one posted"
+        heading, line = fixed.body.splitlines()[2], fixed.body.splitlines()[4]
+        assert heading == "### ✅ Agent Factory configuration fixed"
+        assert "`.github/factory.yml` on the default branch is valid now" in line
+        collapsed = fixed.body.split("<details>", 1)[1]
+        assert "### Agent Factory configuration problem" in collapsed
+        assert "| `budgets.max_usd` |" in collapsed and '`"lots"`' in collapsed
+        assert collapsed.rstrip().endswith("</details>")
+        assert "### Agent Factory configuration problem" not in fixed.body.split("<details>")[0]
+        await wait_for_feature(bot, by_command, "completed")
+
+        fake.unlabel_issue(repo, by_label, "factory")
+        fake.label_issue(repo, by_label, "factory")
+        await wait_for_feature(bot, by_label, "completed")
+        [labelled_fixed] = config_comments(bot, by_label)
+        assert labelled_fixed.id == labelled_problem.id
+        assert "### ✅ Agent Factory configuration fixed" in labelled_fixed.body
+
+        # Later commands leave the resolved comment alone, and an issue that never had a
+        # config problem gets no config comment at all.
+        await command(bot, by_command, "/factory status")
+        await command(bot, never_broken, "/factory status")
+        assert [c.body for c in config_comments(bot, by_command)] == [fixed.body]
+        assert comment_edits(bot, problem.id) == 1
+        assert comment_edits(bot, labelled_problem.id) == 1
+        assert config_comments(bot, never_broken) == []
+
+
 async def test_a_config_change_on_the_pr_branch_does_not_change_that_prs_run(
     tmp_path: Path, redis_url: str
 ) -> None:

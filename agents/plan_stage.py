@@ -10,6 +10,7 @@ from agents.llm import LLMError
 from agents.planner import Issue, IssueComment, Planner, PlanningFailed
 from agents.stages import StepContext, StepResult
 from agents.toolbox import Toolbox, describe_stop, feature_budget
+from agents.tools import CoderTools
 
 
 def plan_marker(feature_id: int) -> str:
@@ -36,22 +37,28 @@ class PlannerStage:
         knowledge = await toolbox.context_for(feature.repository, f"{issue.title}\n\n{issue.body}")
         await ctx.progress("planning")
         planner = Planner(toolbox.llm, model=config.model, max_turns=self.max_turns)
+        # The planner reads the code it plans for (read-only tools on a clone of the default
+        # branch), so the plan's context names real files and functions, not guesses.
+        workspace = await toolbox.workspace(feature.installation_id, info.clone_url)
         try:
-            plan = await planner.plan(
-                issue=Issue(
-                    number=issue.number,
-                    title=issue.title,
-                    body=issue.body,
-                    author=issue.author,
-                    comments=comments,
-                ),
-                repo_files=paths,
-                budget=feature_budget(config, feature),
-                repository=feature.repository,
-                knowledge=knowledge,
-                guidance=feature.guidance or "",
-                gates=config.validation_gates,
-            )
+            async with workspace as ws:
+                await ws.clone()
+                plan = await planner.plan(
+                    issue=Issue(
+                        number=issue.number,
+                        title=issue.title,
+                        body=issue.body,
+                        author=issue.author,
+                        comments=comments,
+                    ),
+                    repo_files=paths,
+                    budget=feature_budget(config, feature),
+                    repository=feature.repository,
+                    knowledge=knowledge,
+                    guidance=feature.guidance or "",
+                    gates=config.validation_gates,
+                    tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path)),
+                )
         except PlanningFailed as exc:
             return StepResult(
                 Outcome.FAILED,

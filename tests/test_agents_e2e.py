@@ -213,11 +213,28 @@ def _stop(task: Task) -> dict[str, Any]:
 async def test_labelled_issue_becomes_plan_branch_and_ready_pr(
     tmp_path: Path, redis_url: str
 ) -> None:
-    script = [tool_call("submit_plan", PLAN), *fixing_coder()]
+    script = [
+        tool_call("read_file", {"path": "calc.py"}, say="Reading the code first."),
+        tool_call("submit_plan", PLAN),
+        *fixing_coder(),
+    ]
     async with factory_run(tmp_path, redis_url, script, yml=factory_yml()) as run:
         feature, fake, repo = run.feature, run.bot.fake, run.repo
         assert feature.state == "completed", feature.error
-        assert len(run.llm.requests) == 1 + 8  # every scripted turn was used, no more
+        assert len(run.llm.requests) == 2 + 8  # every scripted turn was used, no more
+
+        # The planner read the code on main through read-only tools before planning.
+        planner_requests = [r for r in run.llm.requests if "submit_plan" in _tool_names(r)]
+        assert len(planner_requests) == 2
+        assert set(_tool_names(planner_requests[0])) == {
+            "list_files",
+            "read_file",
+            "search",
+            "find_symbol",
+            "submit_plan",
+        }
+        read_result = json.dumps(planner_requests[1]["messages"][-1])
+        assert "tool_result" in read_result and "return a - b" in read_result
 
         # The coder sees the repository's file tree in its (cached) system prompt.
         coder_system = json.dumps(run.coder_requests()[0]["system"])

@@ -272,6 +272,32 @@ class EventHandlers:
             )
         return number if issue is None else int(issue)
 
+    async def _run_for_pull_request(self, repo: str, pr_number: int) -> Feature | None:
+        """The run a pull request of ours belongs to now.
+
+        A new run on the same issue reuses the issue's branch and so its pull request, but
+        records it only when its implementation step ends; until then the newest run on the
+        issue owns the PR, unless it has already opened a different one.
+        """
+        async with self.db.session() as s:
+            opener = await s.scalar(
+                select(Feature)
+                .where(Feature.repository == repo, Feature.pr_number == pr_number)
+                .order_by(Feature.id.desc())
+                .limit(1)
+            )
+            if opener is None:
+                return None
+            newest = await s.scalar(
+                select(Feature)
+                .where(Feature.repository == repo, Feature.issue_number == opener.issue_number)
+                .order_by(Feature.id.desc())
+                .limit(1)
+            )
+        if newest is not None and newest.pr_number in (None, pr_number):
+            return newest
+        return opener
+
     async def _feature_for(self, repo: str, number: int, *, active_only: bool) -> Feature | None:
         async with self.db.session() as s:
             query = select(Feature).where(
@@ -434,7 +460,7 @@ class EventHandlers:
         """A person asked for changes on the bot's PR: back to implementation, bounded by rounds."""
         if state.lower() != "changes_requested":
             return "noted"
-        feature = await self._feature_for(repo, pr_number, active_only=False)
+        feature = await self._run_for_pull_request(repo, pr_number)
         if feature is None:
             return "not ours"
         run = await self.runtime.open_repo(installation_id, repo)
@@ -472,7 +498,7 @@ class EventHandlers:
     async def pr_closed(
         self, *, installation_id: int, repo: str, pr_number: int, merged: bool, **_: Any
     ) -> str:
-        feature = await self._feature_for(repo, pr_number, active_only=False)
+        feature = await self._run_for_pull_request(repo, pr_number)
         if feature is None:
             return "not ours"
         if self.learn is not None:
@@ -504,7 +530,7 @@ class EventHandlers:
     async def pr_synchronized(
         self, *, installation_id: int, repo: str, pr_number: int, head_sha: str, **_: Any
     ) -> str:
-        feature = await self._feature_for(repo, pr_number, active_only=False)
+        feature = await self._run_for_pull_request(repo, pr_number)
         if feature is None or feature.head_sha == head_sha:
             return "no change"
         async with self.db.session() as s:

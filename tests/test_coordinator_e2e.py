@@ -318,3 +318,50 @@ async def test_a_transient_github_failure_retries_the_step_with_backoff(tmp_path
         assert feature.state == "completed", feature.error
         assert planner.calls == 2
         await assert_completed_once(bot, issue)
+
+
+class HeldPlanner(ScriptedPlanner):
+    """Plans the first run at once; a later run stays in planning (a slow model)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def run(self, ctx):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls > 1:
+            await asyncio.sleep(120)
+        return await super().run(ctx)
+
+
+async def test_pr_events_during_a_later_run_on_the_issue_reach_that_run(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # A new run on an issue reuses the issue's branch and PR but records the PR only when its
+    # implementation ends; closing the PR before then must stop the run that is going on.
+    async with running_bot(tmp_path, redis_url) as bot:
+        planner = HeldPlanner()
+        bot.start_worker({**scripted_agents(), Stage.PLAN: planner})
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        first = await bot.wait_for_state("completed", "failed", timeout=90)
+        assert first.state == "completed" and first.pr_number, first.error
+
+        bot.fake.comment(bot.repo, issue, "/factory plan", user="alice")
+
+        async def second_is_planning() -> bool:
+            return planner.calls == 2
+
+        await bot.wait_for(second_is_planning, timeout=30, what="a second run to be planning")
+        bot.fake.close_pr(bot.repo, first.pr_number)
+
+        async def second_cancelled() -> bool:
+            return [f.state for f in await bot.features()] == ["completed", "cancelled"]
+
+        await bot.wait_for(second_cancelled, timeout=30, what="the second run to be cancelled")
+        second = (await bot.features())[1]
+        moves = [
+            (a.from_state, a.to_state, a.cause)
+            for a in await bot.audit(second.id)
+            if a.kind == "feature.transition"
+        ]
+        assert moves[-1] == ("planning", "cancelled", "pull_request.closed")

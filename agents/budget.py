@@ -8,7 +8,7 @@ boundary: spending can pass a limit by at most the one call that was already in 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,3 +134,14 @@ class Budget:
             "turns": self.turns,
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+
+def spent_in(trajectory: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
+    """Dollars and tokens of the model calls a (possibly unfinished) trajectory records."""
+    cost, tokens = 0.0, 0
+    for step in trajectory:
+        response = step.get("response") if step.get("type") == "turn" else None
+        if isinstance(response, Mapping):
+            cost += float(response.get("cost_usd") or 0.0)
+            tokens += TokenUsage.from_dict(response.get("usage") or {}).total
+    return cost, tokens

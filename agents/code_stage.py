@@ -120,6 +120,7 @@ class CoderStage:
                     budget=feature_budget(config, feature),
                     commit=ws.commit_all,
                     repo_context=context,
+                    on_step=ctx.checkpoint,
                 )
             except (LLMError, BudgetExceeded) as exc:
                 await ws.commit_all(f"WIP: unfinished work on #{feature.issue_number}")

@@ -23,6 +23,7 @@ from arq.jobs import Job, JobStatus
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from agents.budget import spent_in
 from agents.checks import CheckSync
 from agents.lifecycle import STAGE_ORDER, Decision, Outcome, Stage, decide, next_enabled, stage_for_state
 from agents.liveness import Liveness
@@ -239,6 +240,9 @@ class Coordinator:
             task_id = task.id
             done_outcome = task.outcome
             view = _view(feature)
+            # What earlier tries and attempts of this step spent (a crashed try's checkpoints
+            # included): this try adds to it, so the run's cost and budget count every call.
+            spending = _StepSpending(float(task.cost_usd or 0.0), int(task.tokens or 0))
 
         if done_outcome is not None:
             # The step finished before a crash; only its consequences are left to apply.
@@ -248,7 +252,7 @@ class Coordinator:
         try:
             run = await self.open_repo(view.installation_id, view.repository)
             await self.refresh_status(feature_id, run)
-            result = await self._execute(view, stage, attempt, run, task_id, job_try)
+            result = await self._execute(view, stage, attempt, run, task_id, job_try, spending)
         finally:
             await self.liveness.release(job_id)
 
@@ -262,23 +266,13 @@ class Coordinator:
             task.finished_at = self.clock()
             task.result_summary = result.summary[:4000]
             task.error = result.details[:8000] if result.outcome is Outcome.FAILED else None
-            task.cost_usd = result.cost_usd
-            task.tokens = result.tokens
+            spending.add(result.cost_usd, result.tokens)
+            task.cost_usd, task.tokens = spending.total
             if result.trajectory is not None:
                 task.trajectory = result.trajectory
             task.effects = {**(task.effects or {}), "details": result.details[:20000]}
             await s.flush()
-            totals = (
-                await s.execute(
-                    select(func.coalesce(func.sum(Task.cost_usd), 0.0), func.coalesce(func.sum(Task.tokens), 0))
-                    .where(Task.feature_id == feature_id)
-                )
-            ).one()
-            await s.execute(
-                update(Feature)
-                .where(Feature.id == feature_id)
-                .values(cost_usd=float(totals[0]), tokens=int(totals[1]))
-            )
+            await _update_feature_totals(s, feature_id)
             s.add(
                 AuditEvent(
                     feature_id=feature_id,
@@ -297,11 +291,29 @@ class Coordinator:
         return await self._apply(feature_id, stage, result.outcome, round_, attempt, run=run, detail=result.summary)
 
     async def _execute(
-        self, view: FeatureView, stage: Stage, attempt: int, run: RunContext, task_id: int, job_try: int
+        self,
+        view: FeatureView,
+        stage: Stage,
+        attempt: int,
+        run: RunContext,
+        task_id: int,
+        job_try: int,
+        spending: _StepSpending,
     ) -> StepResult:
         agent = self.agents.get(stage)
         if agent is None:
             return StepResult(Outcome.SUCCEEDED, f"{stage.title} is not enabled")
+
+        async def checkpoint(trajectory: list[dict[str, Any]]) -> None:
+            spending.add(*spent_in(trajectory))
+            async with self.db.session() as s:
+                task = await s.get(Task, task_id)
+                if task is None or task.outcome is not None:
+                    return
+                task.trajectory = trajectory
+                task.cost_usd, task.tokens = spending.total
+                await s.flush()
+                await _update_feature_totals(s, view.id)
 
         async def record(**fields: Any) -> None:
             allowed = {"branch", "pr_number", "head_sha", "plan", "plan_comment_id"}
@@ -324,6 +336,7 @@ class Coordinator:
             tools=run.tools,
             record=record,
             progress=progress,
+            checkpoint=checkpoint,
         )
         try:
             return await asyncio.wait_for(agent.run(ctx), timeout=self.config.job_timeout_s)
@@ -734,4 +747,39 @@ def _view(feature: Feature) -> FeatureView:
         cost_usd=feature.cost_usd,
         tokens=feature.tokens,
         plan_comment_id=feature.plan_comment_id,
+    )
+
+
+@dataclass
+class _StepSpending:
+    """One step's spending: what earlier tries left recorded, plus the most this try reported.
+
+    A try reports running totals (checkpoints, then its result), so the largest one is what it
+    spent; a result that lost count (an agent failing outside its loop reports 0) cannot make
+    the recorded spending go down.
+    """
+
+    before_usd: float
+    before_tokens: int
+    usd: float = 0.0
+    tokens: int = 0
+
+    def add(self, usd: float, tokens: int) -> None:
+        self.usd = max(self.usd, usd)
+        self.tokens = max(self.tokens, tokens)
+
+    @property
+    def total(self) -> tuple[float, int]:
+        return self.before_usd + self.usd, self.before_tokens + self.tokens
+
+
+async def _update_feature_totals(s: Any, feature_id: int) -> None:
+    totals = (
+        await s.execute(
+            select(func.coalesce(func.sum(Task.cost_usd), 0.0), func.coalesce(func.sum(Task.tokens), 0))
+            .where(Task.feature_id == feature_id)
+        )
+    ).one()
+    await s.execute(
+        update(Feature).where(Feature.id == feature_id).values(cost_usd=float(totals[0]), tokens=int(totals[1]))
     )

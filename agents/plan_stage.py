@@ -58,6 +58,7 @@ class PlannerStage:
                     guidance=feature.guidance or "",
                     gates=config.validation_gates,
                     tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path)),
+                    on_step=ctx.checkpoint,
                 )
         except PlanningFailed as exc:
             return StepResult(

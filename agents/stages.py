@@ -59,6 +59,10 @@ class Recorder(Protocol):
         """Persist facts about the feature at once (branch, pr_number, head_sha, plan, ...)."""
 
 
+async def _no_checkpoint(trajectory: list[dict[str, Any]]) -> None:
+    return None
+
+
 @dataclass
 class StepContext:
     feature: FeatureView
@@ -72,6 +76,9 @@ class StepContext:
     record: Callable[..., Awaitable[None]]
     progress: Callable[[str], Awaitable[None]]
     budget: Any = None
+    # Hand an agent loop's trajectory here after every turn (as `on_step`): it is stored with the
+    # task and its spending counted at once, so a worker that dies mid-step loses neither.
+    checkpoint: Callable[[list[dict[str, Any]]], Awaitable[None]] = _no_checkpoint
 
 
 class StageAgent(Protocol):

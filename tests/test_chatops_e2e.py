@@ -352,6 +352,9 @@ async def test_plan_approve_implement_revise_retry_and_cancel_drive_runs(
         ]
         assert ("failed", "implementation", "/factory retry") in moves
         assert not any(to == "planning" for _, to, _ in moves), "retry must not re-plan"
+        # The run's cost counts the failed attempt and the retry: plan, failed try, retry.
+        assert done.cost_usd == pytest.approx(0.01 + 0.05 + 0.02)
+        assert done.tokens == 1000 + 5000 + 2000
 
         # cancel: stops a waiting run; a second cancel has nothing left to stop.
         await command(bot, idle, "/factory plan")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from agents.budget import Budget
+from agents.budget import Budget, spent_in
 from agents.coder import Coder, CoderResult
 from agents.llm import LLMClient
 from agents.planner import Estimate, PlanResult, PlanStep
@@ -264,6 +264,10 @@ async def test_ten_turns_share_one_cached_prefix(
         for u in usages
     )
     assert read / prompt > 0.8
+    # A checkpointed trajectory carries what the run spent, so a crash loses no accounting.
+    cost, tokens = spent_in(result.trajectory)
+    assert cost == pytest.approx(result.cost_usd, abs=1e-5) and tokens == result.usage.total
+    assert cost > 0 and tokens > 0
 
 
 async def test_a_prompt_injection_cannot_reach_the_api_key(

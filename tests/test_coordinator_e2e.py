@@ -118,7 +118,9 @@ async def test_worker_killed_inside_every_step_reaches_the_same_end(
             await asyncio.sleep(0.2)
         crashed = sorted(p.name for p in crash_dir.iterdir())
         assert crashed == sorted(s.value for s in Stage), crashed
-        await assert_completed_once(bot, issue)
+        feature = await assert_completed_once(bot, issue)
+        # The model calls of the implementation try that died were paid for: they count, once.
+        assert feature.cost_usd == pytest.approx(0.01 + 0.02 + 0.02)
 
 
 class GatedCoder(ScriptedCoder):

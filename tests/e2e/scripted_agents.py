@@ -69,6 +69,10 @@ class ScriptedCoder:
             (ws.path / "hello.py").write_text(f"print('hello, round {feature.round}')\n")
             await ws.commit_all(f"Write hello.py (round {feature.round})")
             pushed = await ws.push()
+        # What a model loop hands over after each turn: one call, as much as the whole step costs.
+        await ctx.checkpoint(
+            [{"type": "turn", "response": {"cost_usd": 0.02, "usage": {"output_tokens": 2000}}}]
+        )
         crash_once("implement")
         pr = await gh.ensure_pull_request(
             branch, info.default_branch, issue.title, f"Closes #{feature.issue_number}"
@@ -138,7 +142,14 @@ class FailingOnceCoder(ScriptedCoder):
         number = ctx.feature.issue_number
         if number in self.issues and number not in self.failed:
             self.failed.append(number)
-            return StepResult(Outcome.FAILED, "scripted failure", details="fails once on purpose")
+            # A failed attempt still paid for its model calls.
+            return StepResult(
+                Outcome.FAILED,
+                "scripted failure",
+                details="fails once on purpose",
+                cost_usd=0.05,
+                tokens=5000,
+            )
         return await super().run(ctx)
 
 

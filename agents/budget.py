@@ -140,7 +140,10 @@ def spent_in(trajectory: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
     """Dollars and tokens of the model calls a (possibly unfinished) trajectory records."""
     cost, tokens = 0.0, 0
     for step in trajectory:
-        response = step.get("response") if step.get("type") == "turn" else None
+        # A resumed run carries the turns it continues from; they were counted when made.
+        if step.get("type") != "turn" or step.get("resumed"):
+            continue
+        response = step.get("response")
         if isinstance(response, Mapping):
             cost += float(response.get("cost_usd") or 0.0)
             tokens += TokenUsage.from_dict(response.get("usage") or {}).total

@@ -107,6 +107,11 @@ class CoderStage:
             await ctx.record(branch=branch)
             sandbox = toolbox.sandbox_for(ws.path)
             tools = CoderTools(ws.path, sandbox, protected_paths=config.protected_paths)
+            start_sha = await ws.head()
+
+            async def restore() -> None:
+                await ws.git("reset", "--hard", "--quiet", start_sha)
+                await ws.git("clean", "-fd", "--quiet")
             await ctx.progress("implementing")
             try:
                 result = await Coder(
@@ -121,6 +126,8 @@ class CoderStage:
                     commit=ws.commit_all,
                     repo_context=context,
                     on_step=ctx.checkpoint,
+                    resume_from=ctx.resume,
+                    restore=restore,
                 )
             except (LLMError, BudgetExceeded) as exc:
                 await ws.commit_all(f"WIP: unfinished work on #{feature.issue_number}")

@@ -20,7 +20,15 @@ from typing import Any, Protocol
 
 from agents.budget import Budget, TokenUsage
 from agents.llm import Block, LLMClient
-from agents.loop import OnStep, ToolLoop, ToolOutput, ToolResultLike, Tools, truncate_middle
+from agents.loop import (
+    OnStep,
+    Resumption,
+    ToolLoop,
+    ToolOutput,
+    ToolResultLike,
+    Tools,
+    truncate_middle,
+)
 from agents.plan_files import plan_files_section
 from agents.planner import PlanResult
 from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
@@ -28,6 +36,11 @@ from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
 logger = logging.getLogger(__name__)
 
 Commit = Callable[[str], Awaitable[str | None]]
+Restore = Callable[[], Awaitable[None]]
+
+# The tools whose effects on the checkout a resumed try re-applies (read-only tools need nothing;
+# commands are not re-run: their output is in the conversation already).
+REPLAYED_TOOLS = frozenset({"create_file", "edit_file", "complete_step"})
 
 _SUBJECT_CHARS = 72
 _GATE_OUTPUT_CHARS = 6_000
@@ -286,8 +299,17 @@ class Coder:
         on_step: OnStep | None = None,
         repo_context: str = "",
         gate_env: Mapping[str, str] | None = None,
+        resume_from: Sequence[Mapping[str, Any]] | None = None,
+        restore: Restore | None = None,
     ) -> CoderResult:
-        """Carry out `plan` in `workdir`; the result says how it stopped and what was committed."""
+        """Carry out `plan` in `workdir`; the result says how it stopped and what was committed.
+
+        `resume_from` is the checkpointed trajectory of a try that died (a killed worker): its
+        file changes and step commits are replayed on the fresh checkout, and the conversation
+        continues where it stopped, so its model calls are not paid for again. If a change no
+        longer applies, `restore` puts the checkout back and the work starts over. Effects of
+        commands the model ran are not replayed; the gates still run before finishing.
+        """
         coding_tools = _CodingTools(
             tools,
             commit=commit,
@@ -306,6 +328,9 @@ class Coder:
             model=self.model,
             max_result_chars=self.max_result_chars,
         )
+        resumption = None
+        if resume_from and restore is not None:
+            resumption = await self._replay(coding_tools, resume_from, loop.nudge, restore)
         try:
             outcome = await loop.run(
                 system=self.system_blocks(
@@ -315,6 +340,7 @@ class Coder:
                 tools=coding_tools,
                 budget=budget,
                 on_step=on_step,
+                resume=resumption,
             )
         except (Exception, asyncio.CancelledError):
             # Unexpected failure (or cancellation): keep the work, then let it propagate.
@@ -343,6 +369,38 @@ class Coder:
             cost_usd=outcome.cost_usd,
             turns=outcome.turns,
         )
+
+    @staticmethod
+    async def _replay(
+        tools: _CodingTools,
+        trajectory: Sequence[Mapping[str, Any]],
+        nudge: str,
+        restore: Restore,
+    ) -> Resumption | None:
+        """Re-apply an interrupted try's file changes and commits; None: start over instead."""
+        names = [d["name"] for d in tools.definitions()]
+        resumption = Resumption.from_trajectory(trajectory, tool_names=names, nudge=nudge)
+        if resumption is None:
+            return None
+        replayed = 0
+        for call in resumption.tool_calls:
+            if call["name"] not in REPLAYED_TOOLS or call.get("is_error"):
+                continue
+            result = await tools.call(call["name"], call["input"])
+            if result.is_error:
+                logger.warning(
+                    "cannot resume: replaying %s failed (%s); starting over",
+                    call["name"],
+                    result.content[:200],
+                )
+                await restore()
+                tools.commits.clear()
+                return None
+            replayed += 1
+        logger.info(
+            "resuming the coder after turn %d (%d changes replayed)", resumption.turns, replayed
+        )
+        return resumption
 
     async def _save_work(self, tools: _CodingTools, plan: PlanResult, why: str) -> None:
         message = commit_message(

@@ -229,6 +229,12 @@ class Coordinator:
             if task is None:
                 task = Task(feature_id=feature_id, kind=stage.value, round=round_)
                 s.add(task)
+            # A try of this very step that checkpointed and never finished: its worker died.
+            resume = (
+                list(task.trajectory)
+                if task.outcome is None and task.attempt == attempt and task.trajectory
+                else None
+            )
             if task.outcome is None or task.attempt != attempt:
                 task.outcome = None
                 task.state = TaskState.RUNNING.value
@@ -252,7 +258,9 @@ class Coordinator:
         try:
             run = await self.open_repo(view.installation_id, view.repository)
             await self.refresh_status(feature_id, run)
-            result = await self._execute(view, stage, attempt, run, task_id, job_try, spending)
+            result = await self._execute(
+                view, stage, attempt, run, task_id, job_try, spending, resume
+            )
         finally:
             await self.liveness.release(job_id)
 
@@ -299,6 +307,7 @@ class Coordinator:
         task_id: int,
         job_try: int,
         spending: _StepSpending,
+        resume: list[dict[str, Any]] | None = None,
     ) -> StepResult:
         agent = self.agents.get(stage)
         if agent is None:
@@ -337,6 +346,7 @@ class Coordinator:
             record=record,
             progress=progress,
             checkpoint=checkpoint,
+            resume=resume,
         )
         try:
             return await asyncio.wait_for(agent.run(ctx), timeout=self.config.job_timeout_s)

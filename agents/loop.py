@@ -96,6 +96,73 @@ class LoopResult:
         return self.stop_reason == "finished"
 
 
+@dataclass(frozen=True)
+class Resumption:
+    """Where an interrupted run stopped, rebuilt from the trajectory it checkpointed.
+
+    Continuing from here re-sends the same conversation (so the prompt cache still serves it)
+    instead of paying for every model call again. The old turns are kept in the new trajectory,
+    marked `resumed`, so what they cost is not counted a second time.
+    """
+
+    system: list[Block] | str
+    messages: list[MessageParam]
+    trajectory: list[dict[str, Any]]
+    turns: int
+    tool_calls: list[dict[str, Any]]
+
+    @classmethod
+    def from_trajectory(
+        cls, trajectory: Sequence[Mapping[str, Any]], *, tool_names: Sequence[str], nudge: str
+    ) -> Resumption | None:
+        """None when there is nothing to resume: no turn yet, the run had stopped, or it used
+        other tools (a different agent or version)."""
+        if not trajectory or trajectory[0].get("type") != "start":
+            return None
+        if any(step.get("type") == "stop" for step in trajectory):
+            return None
+        if list(trajectory[0].get("tools") or []) != list(tool_names):
+            return None
+        turns = [step for step in trajectory if step.get("type") == "turn"]
+        if not turns:
+            return None
+        messages: list[MessageParam] = []
+        for turn in turns:
+            messages += list(turn.get("new_messages") or [])
+            messages.append({"role": "assistant", "content": list(turn["response"]["content"])})
+        last = turns[-1]
+        uses = [b for b in last["response"]["content"] if b.get("type") == "tool_use"]
+        if uses:
+            done = {call["id"]: call for call in last.get("tool_calls") or []}
+            if any(use["id"] not in done for use in uses):
+                return None  # checkpoints follow whole turns; this one is not
+            results: list[Block] = []
+            for use in uses:
+                call = done[use["id"]]
+                result: Block = {
+                    "type": "tool_result",
+                    "tool_use_id": use["id"],
+                    "content": call["result"],
+                }
+                if call.get("is_error"):
+                    result["is_error"] = True
+                results.append(result)
+            messages.append({"role": "user", "content": results})
+        else:
+            messages.append({"role": "user", "content": nudge})
+        kept = [
+            {**step, "resumed": True} if step.get("type") == "turn" else dict(step)
+            for step in trajectory
+        ]
+        return cls(
+            system=trajectory[0]["system"],
+            messages=messages,
+            trajectory=kept,
+            turns=len(turns),
+            tool_calls=[call for turn in turns for call in turn.get("tool_calls") or []],
+        )
+
+
 @dataclass
 class ToolLoop:
     """Runs one conversation to a stop; holds only configuration, so one instance can be reused."""
@@ -115,8 +182,15 @@ class ToolLoop:
         tools: Tools,
         budget: Budget,
         on_step: OnStep | None = None,
+        resume: Resumption | None = None,
     ) -> LoopResult:
-        run = _Run(self, system, list(messages), tools, budget, on_step)
+        """Run to a stop; with `resume`, continue that interrupted run (its system prompt and
+        conversation) instead of starting from `system` and `messages`."""
+        if resume is None:
+            run = _Run(self, system, list(messages), tools, budget, on_step)
+        else:
+            run = _Run(self, resume.system, list(resume.messages), tools, budget, on_step)
+            run.resume_from(resume)
         return await run.execute()
 
 
@@ -153,6 +227,12 @@ class _Run:
                 "max_turns": loop.max_turns,
             }
         ]
+
+    def resume_from(self, resume: Resumption) -> None:
+        # The pending tool results (or nudge) are the only message not yet in the trajectory.
+        self.sent = len(self.messages) - 1
+        self.turns = resume.turns
+        self.trajectory = [*resume.trajectory, {"type": "resume", "after_turns": resume.turns}]
 
     async def execute(self) -> LoopResult:
         stalled = False

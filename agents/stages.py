@@ -79,6 +79,9 @@ class StepContext:
     # Hand an agent loop's trajectory here after every turn (as `on_step`): it is stored with the
     # task and its spending counted at once, so a worker that dies mid-step loses neither.
     checkpoint: Callable[[list[dict[str, Any]]], Awaitable[None]] = _no_checkpoint
+    # The last checkpoint of an earlier try of this same step that never finished (its worker
+    # died), for an agent that can continue from it; None on a step's first try.
+    resume: list[dict[str, Any]] | None = None
 
 
 class StageAgent(Protocol):

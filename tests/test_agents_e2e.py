@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import asyncio
 import json
 import logging
+import os
+import signal
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +32,7 @@ from sqlalchemy import select
 
 from bot.db import Feature, Task
 from tests.e2e.harness import SECRET, Bot, running_bot
-from tests.fakeanthropic import FakeAnthropic, Reply, ScriptItem, never_finishes, tool_call
+from tests.fakeanthropic import FakeAnthropic, Reply, ScriptItem, never_finishes, text, tool_call
 
 pytestmark = pytest.mark.slow
 
@@ -602,3 +606,77 @@ async def test_an_obeyed_prompt_injection_leaks_no_secret_anywhere(
         if secret in text
     ]
     assert not leaks, leaks
+
+
+# ------------------------------------------------------------------------------------------
+# A worker killed in the middle of the coder: the next one continues the conversation
+# ------------------------------------------------------------------------------------------
+
+
+async def test_a_worker_killed_mid_coder_is_resumed_without_repeating_calls_or_commits(
+    tmp_path: Path, redis_url: str
+) -> None:
+    workers: list[Any] = []
+
+    def kill_the_worker(request: Mapping[str, Any]) -> Reply:
+        # The worker dies waiting for this answer: after 7 coder turns, a commit made locally
+        # and not pushed, the trajectory checkpointed.
+        os.kill(workers[-1].pid, signal.SIGKILL)
+        workers[-1].wait(10)
+        return text("never delivered")
+
+    coder = fixing_coder()
+    script = [tool_call("submit_plan", PLAN), *coder[:7], kill_the_worker, *coder[7:]]
+    llm = FakeAnthropic(script)
+    with llm.serve() as base_url:
+        env = {
+            "ANTHROPIC_API_KEY": API_KEY,
+            "FACTORY_ANTHROPIC_BASE_URL": base_url,
+            "E2E_REAL_AGENTS": "1",
+        }
+        async with running_bot(
+            tmp_path, redis_url, files=repo_files(factory_yml()), env=env
+        ) as bot:
+            issue = bot.fake.create_issue(bot.repo, ISSUE_TITLE, ISSUE_BODY, user="alice")
+            bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+            workers.append(bot.spawn_worker())
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                features = await bot.features()
+                if features and features[-1].state in ("completed", "failed"):
+                    break
+                if workers[-1].poll() is not None:
+                    workers.append(bot.spawn_worker())
+                await asyncio.sleep(0.2)
+            feature = (await bot.features())[-1]
+            run = Run(bot, llm, issue, feature)
+            assert feature.state == "completed", feature.error
+            assert len(workers) == 2
+
+            # Each scripted answer was asked for once; the one the dead worker never got was
+            # asked for again with the very same conversation (the prompt cache serves it).
+            coder_requests = run.coder_requests()
+            assert len(coder_requests) == 9
+            assert json.dumps(coder_requests[7]["messages"]) == json.dumps(
+                coder_requests[8]["messages"]
+            )
+            assert json.dumps(coder_requests[7]["system"]) == json.dumps(
+                coder_requests[8]["system"]
+            )
+
+            # The step commit made before the kill was replayed, not made twice, and pushed.
+            assert [c.message.splitlines()[0] for c in run.branch_commits()] == [
+                "Return the sum from add()"
+            ]
+            assert bot.fake.file_at(bot.repo, feature.branch, "calc.py") == FIXED
+            assert len(run.pulls()) == 1
+
+            # The stored trajectory has every turn once, and the run's cost every delivered call.
+            task = (await run.tasks())["implement"]
+            turns = [s for s in task.trajectory or [] if s.get("type") == "turn"]
+            assert len(turns) == 8
+            assert [s for s in task.trajectory or [] if s.get("type") == "resume"] == [
+                {"type": "resume", "after_turns": 7}
+            ]
+            delivered = sum(t["response"]["cost_usd"] for t in turns)
+            assert task.cost_usd == pytest.approx(delivered, abs=1e-5)

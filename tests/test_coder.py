@@ -8,7 +8,7 @@ import itertools
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +70,12 @@ class Checkout:
 
 @pytest.fixture
 def checkout(tmp_path: Path) -> Checkout:
+    return make_checkout(tmp_path)
+
+
+def make_checkout(tmp_path: Path) -> Checkout:
     repo = tmp_path / "repo"
-    repo.mkdir()
+    repo.mkdir(parents=True)
     (repo / "calc.py").write_text(BUGGY)
     (repo / "test_calc.py").write_text(
         "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
@@ -102,6 +106,8 @@ async def implement(
     repo_context: str = "",
     max_turns: int = 20,
     trajectories: list[str] | None = None,
+    resume_from: list[dict[str, Any]] | None = None,
+    restore: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[CoderResult, FakeAnthropic]:
     fake = FakeAnthropic(script)
     client = httpx2.AsyncClient(transport=fake.transport())
@@ -122,6 +128,8 @@ async def implement(
         commit=checkout.commit,
         on_step=on_step,
         repo_context=repo_context,
+        resume_from=resume_from,
+        restore=restore,
     )
     return result, fake
 
@@ -297,3 +305,99 @@ async def test_a_prompt_injection_cannot_reach_the_api_key(
     ]
     assert all(KEY not in text_ for text_ in everything)
     assert KEY not in git(checkout.path, "log", "-p")
+
+
+RESUMABLE_SCRIPT = [
+    tool_call("read_file", {"path": "calc.py"}),
+    FIX,
+    tool_call("create_file", {"path": "NOTES.md", "content": "add() returns the sum\n"}),
+    tool_call("complete_step", {"step": 1, "message": "Fix add() to return the sum"}),
+    tool_call("run_command", {"command": GATE}),
+    tool_call("finish", {"summary": "add() now returns a + b."}),
+]
+
+
+async def test_a_try_that_died_resumes_from_its_checkpoint_without_paying_again(
+    tmp_path: Path, http: list[httpx2.AsyncClient]
+) -> None:
+    # An uninterrupted run; its checkpoint after turn 4 is what a killed worker leaves behind
+    # (stored as JSON with the task).
+    first = make_checkout(tmp_path / "first")
+    trajectories: list[str] = []
+    whole, whole_fake = await implement(first, RESUMABLE_SCRIPT, http, trajectories=trajectories)
+    assert whole.finished
+    checkpoint = json.loads(trajectories[3])
+
+    # A new worker's fresh checkout; the model is asked only for what comes after turn 4.
+    second = make_checkout(tmp_path / "second")
+    restores: list[str] = []
+
+    async def restore() -> None:
+        restores.append("restored")
+
+    result, fake = await implement(
+        second, RESUMABLE_SCRIPT[4:], http, resume_from=checkpoint, restore=restore
+    )
+
+    assert result.finished and restores == []
+    assert len(fake.requests) == 2
+    # The conversation continues byte for byte (so the prompt cache still serves it).
+    assert json.dumps(fake.requests[0]["system"]) == json.dumps(whole_fake.requests[4]["system"])
+    assert json.dumps(fake.requests[0]["messages"]) == json.dumps(
+        whole_fake.requests[4]["messages"]
+    )
+    # The edits, the new file and the step commit were replayed onto the fresh checkout.
+    assert (second.path / "calc.py").read_text() == FIXED
+    assert (second.path / "NOTES.md").read_text() == "add() returns the sum\n"
+    assert second.log() == first.log()
+    assert result.gate_results[0].ok
+    # Only the two new calls are counted; the trajectory keeps all six turns.
+    cost, tokens = spent_in(result.trajectory)
+    assert cost == pytest.approx(result.cost_usd, abs=1e-5) and tokens == result.usage.total
+    assert result.turns == 6
+    assert [s["type"] for s in result.trajectory].count("turn") == 6
+    def billed(usages: list[dict[str, int]]) -> int:
+        return sum(
+            u["input_tokens"]
+            + u["output_tokens"]
+            + u["cache_read_input_tokens"]
+            + u["cache_creation_input_tokens"]
+            for u in usages
+        )
+
+    # What was billed is the two calls after the checkpoint, the same two the whole run made.
+    assert result.usage.total == billed(fake.usages()) == billed(whole_fake.usages()[4:])
+
+
+async def test_a_checkpoint_that_no_longer_applies_starts_over_from_a_restored_checkout(
+    tmp_path: Path, http: list[httpx2.AsyncClient]
+) -> None:
+    first = make_checkout(tmp_path / "first")
+    trajectories: list[str] = []
+    await implement(first, RESUMABLE_SCRIPT, http, trajectories=trajectories)
+    checkpoint = json.loads(trajectories[3])
+
+    # Meanwhile the file changed on the branch: the recorded edit cannot be replayed.
+    second = make_checkout(tmp_path / "second")
+    (second.path / "calc.py").write_text("def add(a, b):\n    return b - a\n")
+    git(second.path, "commit", "-qam", "Reorder operands")
+    restores: list[str] = []
+
+    async def restore() -> None:
+        restores.append("restored")
+        git(second.path, "reset", "--hard", "-q", "HEAD")
+        git(second.path, "clean", "-fdq")
+
+    script = [
+        tool_call("read_file", {"path": "calc.py"}),
+        tool_call("edit_file", {"path": "calc.py", "old_text": "b - a", "new_text": "a + b"}),
+        tool_call("finish", {"summary": "add() now returns a + b."}),
+    ]
+    result, fake = await implement(
+        second, script, http, resume_from=checkpoint, restore=restore
+    )
+
+    assert restores == ["restored"]
+    assert result.finished and len(fake.requests) == 3  # started over, from the first turn
+    assert (second.path / "calc.py").read_text() == FIXED
+    assert not (second.path / "NOTES.md").exists()

@@ -206,6 +206,12 @@ class RepoConfig(_Section):
     budgets: Budgets = Field(default_factory=Budgets)
     # Shell commands that must all pass before a pull request is marked ready.
     validation_gates: list[NonEmptyStr] = Field(default_factory=list)
+    # Shell commands that prepare the checkout (install dependencies) before the coder starts:
+    # run in order from the repository root, the only commands allowed to reach the network.
+    setup: list[NonEmptyStr] = Field(default_factory=list)
+    # Wall-clock seconds all setup commands together may take; they count against the step's
+    # own time limit, so an hour is the most that makes sense.
+    setup_timeout_s: int = Field(default=900, ge=1, le=3600)
     deploy: Deploy = Field(default_factory=Deploy)
     require_plan_approval: bool = False
     # Globs of paths the bot must not change. `**` crosses directories, `*` does not; a pattern

@@ -680,3 +680,104 @@ async def test_a_worker_killed_mid_coder_is_resumed_without_repeating_calls_or_c
             ]
             delivered = sum(t["response"]["cost_usd"] for t in turns)
             assert task.cost_usd == pytest.approx(delivered, abs=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# Setup steps: they prepare the checkout with network access before the coder starts
+# ------------------------------------------------------------------------------------------
+
+
+def _connect_probe(redis_url: str, said: str) -> str:
+    """A command that prints `said` only if it can open a TCP connection to the test's Redis:
+    the one network service certainly reachable here."""
+    from urllib.parse import urlsplit
+
+    where = urlsplit(redis_url)
+    return (
+        f"{sys.executable} -c \"import socket; "
+        f"socket.create_connection(('{where.hostname}', {where.port or 6379}), 5); "
+        f"print('{said}')\""
+    )
+
+
+def _last_tool_result(request: Mapping[str, Any]) -> str:
+    return json.dumps(request["messages"][-1])
+
+
+async def test_setup_steps_prepare_the_checkout_with_network_and_stay_out_of_the_pr(
+    tmp_path: Path, redis_url: str
+) -> None:
+    setup = [
+        f"{sys.executable} -m venv --without-pip .venv",
+        _connect_probe(redis_url, "setup reached the network") + " > setup-ran.txt",
+    ]
+    yml = factory_yml() + f"setup: {json.dumps(setup)}\nsetup_timeout_s: 120\n"
+    script = [
+        tool_call("submit_plan", PLAN),
+        tool_call("run_command", {"command": "cat setup-ran.txt; ls .venv/bin/python"}),
+        tool_call("run_command", {"command": _connect_probe(redis_url, "coder reached it")}),
+        tool_call(
+            "edit_file",
+            {"path": "calc.py", "old_text": "    return a - b", "new_text": "    return a + b"},
+        ),
+        tool_call("run_command", {"command": "git status --short"}),
+        tool_call("complete_step", {"step": 1, "message": "Return the sum from add()"}),
+        tool_call("finish", {"summary": "add() now returns a + b."}),
+    ]
+    async with factory_run(tmp_path, redis_url, script, yml=yml) as run:
+        feature, fake, repo = run.feature, run.bot.fake, run.repo
+        assert feature.state == "completed", feature.error
+        coder = run.coder_requests()
+        assert len(coder) == 6
+
+        # The coder found what setup made: the file it wrote while online, and the venv.
+        seen = _last_tool_result(coder[1])
+        assert "exit code 0" in seen and "setup reached the network" in seen
+        assert ".venv/bin/python" in seen
+        # The coder's own commands stay offline.
+        probed = _last_tool_result(coder[2])
+        assert "exit code 1" in probed and "Connection refused" in probed
+        assert "--- stdout ---" not in probed
+        # Git sees only the coder's edit: setup's files are excluded from the start.
+        status = _last_tool_result(coder[4])
+        assert "M calc.py" in status
+        assert "setup-ran.txt" not in status and ".venv" not in status
+
+        # The pull request carries the fix and nothing setup wrote.
+        assert feature.branch is not None
+        assert [c.filename for c in fake.git(repo).diff_files("main", feature.branch)] == [
+            "calc.py"
+        ]
+        assert fake.file_at(repo, feature.branch, "setup-ran.txt") is None
+        assert fake.file_at(repo, feature.branch, ".venv/pyvenv.cfg") is None
+        assert run.pulls()[0].pull.draft is False
+
+
+async def test_a_failing_setup_step_fails_the_run_before_any_coder_call(
+    tmp_path: Path, redis_url: str
+) -> None:
+    failing = "echo 'Collecting left-pad'; echo 'ERROR: No matching distribution' >&2; exit 3"
+    yml = factory_yml() + f"setup: {json.dumps(['echo preparing', failing])}\n"
+    script = [tool_call("submit_plan", PLAN), *fixing_coder()]
+    async with factory_run(tmp_path, redis_url, script, yml=yml) as run:
+        feature = run.feature
+        assert feature.state == "failed"
+        # The planner ran; the coder was never asked anything, so the failure cost nothing.
+        assert run.coder_requests() == []
+        assert len(run.llm.requests) == 1
+
+        # The status comment names the command, how it ended and what it said last.
+        status = run.status()
+        assert "**failed**" in status and "❌ Implement" in status
+        assert f"setup step 2 of 2 `{failing}` failed with exit code 3" in status
+        assert "`ERROR: No matching distribution`" in status
+        assert "the coder was not started" in status
+        implement = (await run.tasks())["implement"]
+        assert implement.outcome == "failed"
+        details = implement.error or ""
+        assert "Collecting left-pad" in details and "ERROR: No matching distribution" in details
+
+        # Nothing reached GitHub besides comments: no branch, no pull request.
+        assert feature.branch is None
+        assert not [b for b in run.bot.fake.git(run.repo).branches() if b.startswith("factory/")]
+        assert run.pulls() == []

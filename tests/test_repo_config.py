@@ -77,6 +77,37 @@ reviewers:
     assert config.enabled_stages() == {"review", "test", "deploy"}
 
 
+def test_setup_steps_parse_and_default_to_none() -> None:
+    assert (RepoConfig().setup, RepoConfig().setup_timeout_s) == ([], 900)
+    result = load_repo_config(
+        "setup:\n  - python -m venv .venv\n  - .venv/bin/pip install -e .\nsetup_timeout_s: 300\n"
+    )
+    assert result.config.setup == ["python -m venv .venv", ".venv/bin/pip install -e ."]
+    assert result.config.setup_timeout_s == 300
+    assert result.sources["setup"] == result.sources["setup_timeout_s"] == SOURCE_REPO
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "fragment", "line"),
+    [
+        ("trigger_label: ai\nsetup: pip install -e .\n", "setup", "valid list", 2),
+        ("setup:\n  - pip install -e .\n  - 3\n", "setup[1]", "valid string", 3),
+        ("setup: ['']\n", "setup[0]", "at least 1 character", 1),
+        ("setup_timeout_s: forever\n", "setup_timeout_s", "valid integer", 1),
+        ("setup_timeout_s: 0\n", "setup_timeout_s", "greater than or equal to 1", 1),
+        ("setup_timeout_s: 7200\n", "setup_timeout_s", "less than or equal to 3600", 1),
+    ],
+)
+def test_wrong_setup_values_name_the_setting(
+    text: str, path: str, fragment: str, line: int
+) -> None:
+    error = problems_of(text)
+    [problem] = error.problems
+    assert (problem.path, problem.line) == (path, line)
+    assert fragment in problem.message
+    assert f"| `{path}` |" in error.to_markdown()
+
+
 def test_deploy_stage_needs_a_workflow_and_stages_switch_off() -> None:
     assert "deploy" not in load_repo_config(None).config.enabled_stages()
     config = load_repo_config("stages:\n  review: false\n").config

@@ -27,6 +27,7 @@ from agents.sandbox import (
     UnshareSandbox,
     make_sandbox,
 )
+from agents.sandbox.local import resolver_binds
 
 REDIS = ("127.0.0.1", 6379)
 POSTGRES_SOCKET = Path("/run/postgresql/.s.PGSQL.5432")
@@ -106,6 +107,85 @@ async def test_isolating_backends_refuse_network(factory: LocalFactory, workspac
     assert result.exit_code != 0
     assert "CONNECTED" not in result.stdout
     assert "Connection refused" in result.stderr or "unreachable" in result.stderr
+
+
+@pytest.mark.parametrize("factory", ISOLATING)
+async def test_setup_steps_reach_the_network_other_commands_still_do_not(
+    factory: LocalFactory, workspace: Path
+) -> None:
+    _redis_answers_outside()
+    sandbox = factory(workspace)
+    setup = await sandbox.run(CONNECT_REDIS, cwd=workspace, timeout_s=10, network=True)
+    assert setup.ok and "CONNECTED" in setup.stdout, setup.stderr
+    # Asking for the network once changes nothing for the commands that follow.
+    after = await sandbox.run(CONNECT_REDIS, cwd=workspace, timeout_s=10)
+    assert after.exit_code != 0 and "CONNECTED" not in after.stdout
+
+
+@pytest.mark.parametrize("factory", ALL_LOCAL)
+async def test_setup_steps_get_the_same_scrubbed_environment(
+    factory: LocalFactory, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    webhook_secret, api_key = secrets.token_hex(16), "sk-ant-" + secrets.token_hex(16)
+    monkeypatch.setenv("FACTORY_WEBHOOK_SECRET", webhook_secret)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", api_key)
+    result = await factory(workspace).run("env", cwd=workspace, network=True)
+    assert result.ok
+    assert webhook_secret not in result.stdout and api_key not in result.stdout
+    assert "FACTORY_WEBHOOK_SECRET" not in result.stdout
+    names = {line.partition("=")[0] for line in result.stdout.splitlines()}
+    assert {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR"} <= names
+    assert "ANTHROPIC_API_KEY" not in names
+
+
+async def test_bwrap_setup_steps_keep_the_filesystem_confined(
+    workspace: Path, tmp_path: Path, fake_home: Path
+) -> None:
+    (fake_home / ".ssh").mkdir()
+    (fake_home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY hunter3\n")
+    outside = tmp_path / "outside.txt"
+    sandbox = BubblewrapSandbox(workspace, hidden_paths=[fake_home / ".ssh"])
+    if not sandbox.probe():
+        pytest.skip("bubblewrap does not run on this host")
+    result = await sandbox.run(
+        f"echo inside > made.txt; touch /usr/agent-factory-probe; echo x > {outside}; "
+        f"cat {fake_home}/.ssh/id_ed25519; ls /run",
+        cwd=workspace,
+        network=True,
+    )
+    assert (workspace / "made.txt").read_text() == "inside\n"
+    assert not Path("/usr/agent-factory-probe").exists() and not outside.exists()
+    assert "Read-only file system" in result.stderr
+    assert "hunter3" not in result.stdout
+    if POSTGRES_SOCKET.exists():
+        assert "postgresql" not in result.stdout.split()
+
+
+@pytest.mark.parametrize("factory", ALL_LOCAL)
+async def test_setup_steps_time_out_like_other_commands(
+    factory: LocalFactory, workspace: Path
+) -> None:
+    marker = _unique_sleep_seconds()
+    started = time.monotonic()
+    result = await factory(workspace).run(
+        f"sleep {marker} & sleep {marker}", cwd=workspace, timeout_s=1, network=True
+    )
+    assert result.timed_out and result.exit_code == 137
+    assert time.monotonic() - started < 2.5
+    assert await _wait_gone(marker) == []
+
+
+def test_resolver_files_under_run_are_shown_alone(tmp_path: Path) -> None:
+    masked = tmp_path / "run"
+    (masked / "systemd" / "resolve").mkdir(parents=True)
+    stub = masked / "systemd" / "resolve" / "stub-resolv.conf"
+    stub.write_text("nameserver 127.0.0.53\n")
+    linked = tmp_path / "resolv.conf"
+    linked.symlink_to(stub)
+    plain = tmp_path / "hosts"
+    plain.write_text("127.0.0.1 localhost\n")
+    binds = resolver_binds([linked, plain, tmp_path / "missing"], masked=masked)
+    assert binds == ["--ro-bind", str(stub), str(stub)]
 
 
 async def test_subprocess_fallback_does_not_isolate_network(workspace: Path) -> None:
@@ -416,3 +496,77 @@ async def test_docker_caps_processes_and_memory(
     )
     assert hog.exit_code != 0 and "ALLOCATED" not in hog.stdout
     assert _sandbox_containers(tight) == []
+
+
+_CONNECT_REDIS_IN_IMAGE = (
+    'if command -v python3 >/dev/null; then python3 -c "import socket; '
+    "socket.create_connection(('127.0.0.1', 6379), 2)\"; "
+    "elif command -v nc >/dev/null; then nc -w 2 127.0.0.1 6379 </dev/null; "
+    "else echo NO_CLIENT; exit 0; fi && echo CONNECTED"
+)
+
+
+async def test_docker_setup_steps_use_the_setup_network_and_stay_scrubbed(
+    docker_sandbox: DockerSandbox, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "host" exists on every Linux engine, even one started with --bridge=none, and puts the
+    # container where the host's Redis is reachable on 127.0.0.1.
+    _redis_answers_outside()
+    monkeypatch.setenv("FACTORY_WEBHOOK_SECRET", "docker-setup-secret-value")
+    sandbox = DockerSandbox(
+        docker_sandbox.client, workspace, image=docker_sandbox.image, setup_network="host"
+    )
+    setup = await sandbox.run(
+        f"env; echo hi > made.txt; touch /probe; {_CONNECT_REDIS_IN_IMAGE}",
+        cwd=workspace,
+        timeout_s=30,
+        network=True,
+    )
+    assert "NO_CLIENT" not in setup.stdout
+    assert setup.ok and "CONNECTED" in setup.stdout, setup.stderr
+    assert "docker-setup-secret-value" not in setup.stdout
+    assert "FACTORY_WEBHOOK_SECRET" not in setup.stdout
+    assert (workspace / "made.txt").read_text() == "hi\n"
+    assert "Read-only file system" in setup.stderr
+    offline = await sandbox.run(_CONNECT_REDIS_IN_IMAGE, cwd=workspace, timeout_s=30)
+    assert offline.exit_code != 0 and "CONNECTED" not in offline.stdout
+    assert _sandbox_containers(sandbox) == []
+
+
+async def test_docker_setup_steps_default_to_the_bridge_network(
+    docker_sandbox: DockerSandbox, workspace: Path
+) -> None:
+    assert docker_sandbox.setup_network == "bridge"
+    interfaces = "ls /sys/class/net"
+    offline = await docker_sandbox.run(interfaces, cwd=workspace, timeout_s=30)
+    assert offline.ok and offline.stdout.split() == ["lo"]
+    try:
+        setup = await docker_sandbox.run(interfaces, cwd=workspace, timeout_s=30, network=True)
+    except SandboxUnavailable as exc:
+        pytest.skip(f"the engine refuses network mode 'bridge': {exc}")
+    assert setup.ok, setup.stderr
+    assert _sandbox_containers(docker_sandbox) == []
+    if setup.stdout.split() == ["lo"]:
+        # CI's engine runs with --bridge=none: it accepts the mode and attaches nothing.
+        pytest.skip("the engine has no bridge network: a 'bridge' container gets only loopback")
+    assert set(setup.stdout.split()) - {"lo"}, setup.stdout
+
+
+async def test_docker_refusing_the_setup_network_says_so(
+    docker_sandbox: DockerSandbox, workspace: Path
+) -> None:
+    sandbox = DockerSandbox(
+        docker_sandbox.client,
+        workspace,
+        image=docker_sandbox.image,
+        setup_network="agent-factory-no-such-network",
+    )
+    with pytest.raises(SandboxUnavailable, match="'agent-factory-no-such-network'"):
+        await sandbox.run("true", cwd=workspace, timeout_s=30, network=True)
+    assert (await sandbox.run("true", cwd=workspace, timeout_s=30)).ok
+    assert _sandbox_containers(sandbox) == []
+
+
+def test_docker_setup_network_cannot_be_none(workspace: Path) -> None:
+    with pytest.raises(ValueError, match="other than 'none'"):
+        DockerSandbox(object(), workspace, setup_network="none")  # type: ignore[arg-type]

@@ -1,4 +1,7 @@
-"""Where every agent command runs: isolated from the network, the host and the bot's secrets."""
+"""Where every agent command runs: isolated from the network, the host and the bot's secrets.
+
+Only a repository's setup steps (`run(..., network=True)`) may reach the network.
+"""
 
 from __future__ import annotations
 

@@ -48,7 +48,16 @@ class Sandbox(Protocol):
         cwd: Path,
         timeout_s: float = 300,
         env: Mapping[str, str] | None = None,
-    ) -> CommandResult: ...
+        network: bool = False,
+    ) -> CommandResult:
+        """Run `command` with a shell in `cwd` (inside the workspace) and report how it ended.
+
+        `network=True` is for a repository's setup steps only (installing dependencies before
+        the coder starts): the command may then reach the network, and everything else (the
+        scrubbed environment, hidden paths, limits, read-only system, workspace-only writes,
+        the timeout) stays as it is. Agent commands and validation gates never ask for it.
+        """
+        ...
 
 
 def command_env(extra: Mapping[str, str] | None) -> dict[str, str]:

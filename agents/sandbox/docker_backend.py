@@ -1,4 +1,5 @@
-"""The Docker backend: one throwaway container per command, no network, bounded resources."""
+"""The Docker backend: one throwaway container per command, no network (setup steps aside),
+bounded resources."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
-from docker.errors import NotFound
+from docker.errors import APIError, NotFound
 
-from agents.sandbox.base import CommandResult, command_env, confined_cwd
+from agents.sandbox.base import CommandResult, SandboxUnavailable, command_env, confined_cwd
 from agents.sandbox.capture import BoundedOutput
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 DEFAULT_DOCKER_IMAGE = "python:3.11-slim"
+# Setup steps (`network=True`) get the engine's default network; everything else gets none.
+DEFAULT_SETUP_NETWORK = "bridge"
 _KILLED_EXIT_CODE = 137
 
 
@@ -32,6 +35,11 @@ class DockerSandbox:
     caller passes. The workspace is mounted at its host path so paths mean the same inside and out.
     It runs as the workspace owner's uid:gid, so files it writes belong to the bot; when the
     workspace is owned by root it runs as the image's user (root, but without capabilities).
+
+    A setup step (`network=True`) runs the same way, except on `setup_network` (a Docker
+    network mode such as "bridge" or "host", or a network's name). If the engine refuses it,
+    run raises SandboxUnavailable saying so. An engine started with `--bridge=none` accepts
+    "bridge" but attaches nothing, so setup steps there run offline: give it another network.
     """
 
     name = "docker"
@@ -47,7 +55,10 @@ class DockerSandbox:
         pids: int = 256,
         output_limit: int = 64_000,
         tmp_size_mb: int = 512,
+        setup_network: str = DEFAULT_SETUP_NETWORK,
     ) -> None:
+        if setup_network in ("", "none"):
+            raise ValueError("setup_network must be a network mode other than 'none'")
         self.client = client
         self.workspace_root = workspace_root.resolve()
         self.image = image
@@ -56,6 +67,7 @@ class DockerSandbox:
         self.pids = pids
         self.output_limit = output_limit
         self.tmp_size_mb = tmp_size_mb
+        self.setup_network = setup_network
 
     async def run(
         self,
@@ -64,13 +76,20 @@ class DockerSandbox:
         cwd: Path,
         timeout_s: float = 300,
         env: Mapping[str, str] | None = None,
+        network: bool = False,
     ) -> CommandResult:
         workdir = confined_cwd(self.workspace_root, cwd)
         child_env = command_env(env)
+        network_mode = self.setup_network if network else "none"
         started = time.monotonic()
-        container = await asyncio.to_thread(self._create, command, workdir, child_env)
+        with _network_refusal(network_mode, setup=network):
+            container = await asyncio.to_thread(
+                self._create, command, workdir, child_env, network_mode
+            )
         try:
-            await asyncio.to_thread(container.start)
+            # An engine checks the network only here: an unknown one fails the start with 404.
+            with _network_refusal(network_mode, setup=network):
+                await asyncio.to_thread(container.start)
             exit_code, timed_out = await asyncio.to_thread(self._wait, container, timeout_s)
             stdout, stderr = await asyncio.to_thread(self._collect_logs, container)
         finally:
@@ -86,12 +105,14 @@ class DockerSandbox:
             truncated=stdout.truncated or stderr.truncated,
         )
 
-    def _create(self, command: str, workdir: Path, env: Mapping[str, str]) -> Container:
+    def _create(
+        self, command: str, workdir: Path, env: Mapping[str, str], network_mode: str
+    ) -> Container:
         options: dict[str, Any] = {
             "command": ["sh", "-c", command],
             "working_dir": str(workdir),
             "environment": dict(env),
-            "network_mode": "none",
+            "network_mode": network_mode,
             "mem_limit": f"{self.memory_mb}m",
             "memswap_limit": f"{self.memory_mb}m",
             "nano_cpus": int(self.cpus * 1_000_000_000),
@@ -130,3 +151,17 @@ class DockerSandbox:
     def _dispose(container: Container) -> None:
         with contextlib.suppress(NotFound):
             container.remove(force=True)
+
+
+@contextlib.contextmanager
+def _network_refusal(network_mode: str, *, setup: bool) -> Iterator[None]:
+    """For a setup step, an engine error becomes SandboxUnavailable naming the network mode."""
+    try:
+        yield
+    except APIError as exc:
+        if not setup:
+            raise
+        raise SandboxUnavailable(
+            f"the Docker engine cannot run a setup step on network {network_mode!r}: "
+            f"{exc.explanation or exc}"
+        ) from exc

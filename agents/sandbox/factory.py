@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from agents.sandbox.base import Sandbox, SandboxUnavailable
-from agents.sandbox.docker_backend import DEFAULT_DOCKER_IMAGE, DockerSandbox
+from agents.sandbox.docker_backend import (
+    DEFAULT_DOCKER_IMAGE,
+    DEFAULT_SETUP_NETWORK,
+    DockerSandbox,
+)
 from agents.sandbox.local import BubblewrapSandbox, SubprocessSandbox, UnshareSandbox
 from agents.sandbox.process import ResourceLimits
 
@@ -31,6 +35,7 @@ def make_sandbox(
     output_limit: int = 64_000,
     file_size_mb: int = 1024,
     hidden_paths: Sequence[Path] | None = None,
+    docker_setup_network: str = DEFAULT_SETUP_NETWORK,
     docker_client_factory: Callable[[], DockerClient] | None = None,
 ) -> Sandbox:
     """Build the sandbox for `backend`; "auto" means Docker when an engine answers, else local.
@@ -38,7 +43,8 @@ def make_sandbox(
     "local" (and "auto" without Docker) self-tests bubblewrap, then `unshare`, then falls back to a
     plain subprocess, and uses the first that runs a command. Local backends enforce memory, CPU
     time, file size and process count with rlimits; they cannot apply a CPU *share*, so `cpus` only
-    affects Docker. The choice is logged once, here.
+    affects Docker. `docker_setup_network` is the Docker network mode setup steps run on. The
+    choice is logged once, here.
     """
     workspace_root = workspace_root.resolve()
     if backend not in ("auto", "docker", "local"):
@@ -60,6 +66,7 @@ def make_sandbox(
                 cpus=cpus,
                 pids=pids,
                 output_limit=output_limit,
+                setup_network=docker_setup_network,
             )
     if sandbox is None:
         limits = ResourceLimits(memory_mb=memory_mb, file_size_mb=file_size_mb, nproc=pids)

@@ -13,6 +13,8 @@ from agents.sandbox.base import BASE_ENV, CommandResult, command_env, confined_c
 from agents.sandbox.process import ResourceLimits, run_argv
 
 _PROBE_TIMEOUT_S = 10.0
+# What name resolution reads; see resolver_binds.
+_RESOLVER_FILES: tuple[Path, ...] = (Path("/etc/resolv.conf"), Path("/etc/hosts"))
 
 # Credential stores under the bot user's home. The rest of home stays visible (read-only) because
 # toolchains often live there (pyenv, rustup, nvm) and the coder's test commands need them.
@@ -72,6 +74,7 @@ class _LocalSandbox(ABC):
         cwd: Path,
         timeout_s: float = 300,
         env: Mapping[str, str] | None = None,
+        network: bool = False,
     ) -> CommandResult:
         workdir = confined_cwd(self.workspace_root, cwd)
         child_env = command_env(env)
@@ -80,7 +83,7 @@ class _LocalSandbox(ABC):
             # bot runs on (its directory first), as in a developer's activated virtualenv.
             child_env["PATH"] = f"{Path(sys.executable).parent}:{child_env['PATH']}"
         return await run_argv(
-            self._argv(command, workdir, child_env),
+            self._argv(command, workdir, child_env, network=network),
             command=command,
             cwd=workdir,
             env=self._process_env(child_env),
@@ -91,7 +94,7 @@ class _LocalSandbox(ABC):
 
     def probe(self) -> bool:
         """True when this backend can run a trivial command here: make_sandbox's self-test."""
-        argv = self._argv("true", self.workspace_root, dict(BASE_ENV))
+        argv = self._argv("true", self.workspace_root, dict(BASE_ENV), network=False)
         try:
             completed = subprocess.run(
                 argv,
@@ -107,7 +110,9 @@ class _LocalSandbox(ABC):
         return completed.returncode == 0
 
     @abstractmethod
-    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]: ...
+    def _argv(
+        self, command: str, cwd: Path, env: Mapping[str, str], *, network: bool
+    ) -> list[str]: ...
 
     def _process_env(self, env: Mapping[str, str]) -> dict[str, str]:
         return dict(env)
@@ -124,6 +129,10 @@ class BubblewrapSandbox(_LocalSandbox):
     CREDENTIALS_IN_HOME) are covered too: directories by an empty tmpfs, files by /dev/null.
     Everything else on the host is readable; Unix sockets elsewhere on the host filesystem stay
     reachable, so hide their directories (and any secrets file the bot reads) via hidden_paths.
+
+    With `network=True` (setup steps) the host's network namespace is kept (`--share-net`), so
+    the command reaches whatever the host reaches, loopback services included; the resolver
+    configuration is made visible when it lives under the hidden /run. Nothing else changes.
     """
 
     name = "bwrap"
@@ -142,11 +151,15 @@ class BubblewrapSandbox(_LocalSandbox):
         self.bwrap_path = bwrap_path or shutil.which("bwrap") or "bwrap"
         self.hidden_paths = list(default_hidden_paths() if hidden_paths is None else hidden_paths)
 
-    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
+    def _argv(
+        self, command: str, cwd: Path, env: Mapping[str, str], *, network: bool
+    ) -> list[str]:
         argv = [self.bwrap_path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         argv += ["--tmpfs", "/tmp"]
         if Path("/run").is_dir() and not Path("/run").is_symlink():
             argv += ["--tmpfs", "/run"]
+            if network:
+                argv += resolver_binds(_RESOLVER_FILES, masked=Path("/run"))
         # Checked per command, so a credential file created after start-up is hidden too; resolved,
         # so a symlinked store is hidden where its contents really live.
         present = dict.fromkeys(p.resolve() for p in self.hidden_paths if p.exists())
@@ -162,6 +175,8 @@ class BubblewrapSandbox(_LocalSandbox):
         # Mounted last so it shows through /tmp or a hidden directory when the workspace is inside.
         argv += ["--bind", str(self.workspace_root), str(self.workspace_root)]
         argv += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        if network:
+            argv += ["--share-net"]
         argv += ["--hostname", "sandbox", "--clearenv"]
         for key, value in env.items():
             argv += ["--setenv", key, value]
@@ -177,7 +192,8 @@ class UnshareSandbox(_LocalSandbox):
     """util-linux `unshare`: a private network and pid namespace, a scrubbed environment, rlimits.
 
     Network: connects to 127.0.0.1 fail, but Unix sockets on the filesystem (e.g. PostgreSQL's in
-    /run/postgresql) remain reachable. Filesystem: NOT isolated; the command can write wherever the
+    /run/postgresql) remain reachable. With `network=True` (setup steps) the host's network
+    namespace is kept instead. Filesystem: NOT isolated; the command can write wherever the
     bot's user can. Processes: a fresh /proc, so host processes (and their environments) are
     invisible, and the whole namespace dies with the command.
     """
@@ -196,13 +212,13 @@ class UnshareSandbox(_LocalSandbox):
         super().__init__(workspace_root, limits=limits, output_limit=output_limit, shell=shell)
         self.unshare_path = unshare_path or shutil.which("unshare") or "unshare"
 
-    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
+    def _argv(
+        self, command: str, cwd: Path, env: Mapping[str, str], *, network: bool
+    ) -> list[str]:
+        namespaces = ["--user", "--map-root-user", *([] if network else ["--net"]), "--pid"]
         return [
             self.unshare_path,
-            "--user",
-            "--map-root-user",
-            "--net",
-            "--pid",
+            *namespaces,
             "--fork",
             "--kill-child",
             "--mount-proc",
@@ -223,13 +239,29 @@ class SubprocessSandbox(_LocalSandbox):
     It does NOT provide: network isolation (the command can reach anything the bot can), filesystem
     isolation (it can write wherever the bot's user can), or process isolation (a same-user command
     can read /proc/<bot pid>/environ, and a process that double-forks into a new session before the
-    deadline escapes the kill). Use it only when neither bubblewrap nor unshare works.
+    deadline escapes the kill). Use it only when neither bubblewrap nor unshare works. Having no
+    network isolation to lift, it runs setup steps (`network=True`) exactly like other commands.
     """
 
     name = "subprocess"
 
-    def _argv(self, command: str, cwd: Path, env: Mapping[str, str]) -> list[str]:
+    def _argv(
+        self, command: str, cwd: Path, env: Mapping[str, str], *, network: bool
+    ) -> list[str]:
         return [self.shell, "-c", command]
+
+
+def resolver_binds(files: Sequence[Path], *, masked: Path) -> list[str]:
+    """bwrap arguments that show each of `files` where it really lives when that is under
+    `masked` (an empty tmpfs): /etc/resolv.conf is often a symlink into /run (systemd-resolved),
+    and without it a networked setup step could connect but not resolve a name. Only the files
+    are bound, never their directories, so no socket beside them becomes reachable."""
+    binds: list[str] = []
+    for path in files:
+        target = path.resolve()
+        if target.is_relative_to(masked) and target.is_file():
+            binds += ["--ro-bind", str(target), str(target)]
+    return binds
 
 
 def _toolchain_roots() -> list[Path]:

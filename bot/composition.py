@@ -143,6 +143,7 @@ async def build_worker_parts(
             memory_mb=settings.sandbox_memory_mb,
             cpus=settings.sandbox_cpus,
             pids=settings.sandbox_pids,
+            docker_setup_network=settings.sandbox_setup_network,
             hidden_paths=hidden,
         )
 

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = Field(default=2048, ge=64, description="Memory limit of a command.")
     sandbox_cpus: float = Field(default=1.0, gt=0, description="CPU share of a command (Docker).")
     sandbox_pids: int = Field(default=256, ge=16, description="Process limit of a command.")
+    sandbox_setup_network: str = Field(
+        default="bridge",
+        min_length=1,
+        description="Docker network the repository's setup steps use (agent commands get none).",
+    )
     job_timeout_s: int = Field(default=1800, ge=10, description="Hard limit on one agent step.")
 
     # HTTP server

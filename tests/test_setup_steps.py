@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.code_stage import exclude_leftovers, exclude_untracked, run_setup
+from agents.checkout_setup import exclude_leftovers, exclude_untracked, run_setup
 from agents.sandbox import BubblewrapSandbox, Sandbox, SubprocessSandbox
 
 

@@ -781,3 +781,63 @@ async def test_a_failing_setup_step_fails_the_run_before_any_coder_call(
         assert feature.branch is None
         assert not [b for b in run.bot.fake.git(run.repo).branches() if b.startswith("factory/")]
         assert run.pulls() == []
+
+
+# ------------------------------------------------------------------------------------------
+# A person's "Request changes" review: its inline comments reach the next round's coder
+# ------------------------------------------------------------------------------------------
+
+
+async def test_a_requested_changes_review_sends_its_inline_comments_to_the_next_round(
+    tmp_path: Path, redis_url: str
+) -> None:
+    typed = "def add(a: float, b: float) -> float:\n    return a + b\n"
+    second_round = [
+        tool_call(
+            "edit_file",
+            {
+                "path": "calc.py",
+                "old_text": "def add(a, b):",
+                "new_text": "def add(a: float, b: float) -> float:",
+            },
+        ),
+        tool_call("complete_step", {"step": 1, "message": "Annotate add() for floats"}),
+        tool_call("finish", {"summary": "add() is annotated; test_calc.py passes."}),
+    ]
+    script = [tool_call("submit_plan", PLAN), *fixing_coder(), *second_round]
+    async with factory_run(tmp_path, redis_url, script, yml=factory_yml()) as run:
+        bot, first = run.bot, run.feature
+        assert first.state == "completed" and first.pr_number, first.error
+        bot.fake.submit_review(
+            bot.repo,
+            first.pr_number,
+            "carol",
+            "REQUEST_CHANGES",
+            body="Close, one more thing.",
+            comments=[{"path": "calc.py", "line": 1, "body": "Please annotate this for floats."}],
+        )
+
+        async def second_round_done() -> bool:
+            feature = (await bot.features())[-1]
+            return feature.round == 1 and feature.state in ("completed", "failed")
+
+        await bot.wait_for(second_round_done, timeout=60, what="the second round to end")
+        feature = (await bot.features())[-1]
+        assert feature.state == "completed", feature.error
+        assert len(await bot.features()) == 1
+
+        # The second round's coder was told what the review said, inline comments included.
+        system = json.dumps(run.coder_requests()[-1]["system"])
+        assert "Feedback to address in this round" in system
+        assert "Review by @carol (changes requested)" in system
+        assert "Close, one more thing." in system
+        assert "`calc.py` line 1: Please annotate this for floats." in system
+
+        # Same branch and PR, one more commit.
+        assert bot.fake.file_at(bot.repo, feature.branch, "calc.py") == typed
+        run.feature = feature
+        assert [c.message.splitlines()[0] for c in run.branch_commits()] == [
+            "Return the sum from add()",
+            "Annotate add() for floats",
+        ]
+        assert len(run.pulls()) == 1

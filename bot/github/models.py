@@ -174,6 +174,7 @@ class PostedReviewComment:
     path: str
     line: int | None
     body: str
+    review_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,13 @@ class PullOps(RepoScope):
             ):
                 author = raw.user.login if raw.user else "ghost"
                 comments.append(
-                    PostedReviewComment(raw.id, author, raw.path, present(raw.line), raw.body)
+                    PostedReviewComment(
+                        raw.id,
+                        author,
+                        raw.path,
+                        present(raw.line),
+                        raw.body,
+                        review_id=present(raw.pull_request_review_id),
+                    )
                 )
         return tuple(comments)

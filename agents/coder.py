@@ -331,6 +331,11 @@ class Coder:
         resumption = None
         if resume_from and restore is not None:
             resumption = await self._replay(coding_tools, resume_from, loop.nudge, restore)
+            if resumption is not None and resumption.stop is not None:
+                ended = await self._end_as_before(coding_tools, plan, resumption, restore)
+                if ended is not None:
+                    return ended
+                resumption = None
         try:
             outcome = await loop.run(
                 system=self.system_blocks(
@@ -401,6 +406,47 @@ class Coder:
             "resuming the coder after turn %d (%d changes replayed)", resumption.turns, replayed
         )
         return resumption
+
+    async def _end_as_before(
+        self, tools: _CodingTools, plan: PlanResult, resumption: Resumption, restore: Restore
+    ) -> CoderResult | None:
+        """The try's loop had ended, and only its worker's death kept the stage from pushing:
+        with its changes replayed, end it the same way (gates, final commit) without asking the
+        model anything. None if the gates no longer pass: then the work starts over."""
+        stop = resumption.stop or {}
+        stop_reason = str(stop.get("stop_reason") or "error:unknown")
+        summary = str(stop.get("detail") or "")
+        finish = next((c for c in reversed(resumption.tool_calls) if c.get("finished")), None)
+        if stop_reason == "finished" and finish is not None:
+            ended = await tools.call(finish["name"], finish["input"])
+            if not ended.finished:
+                await restore()
+                tools.commits.clear()
+                return None
+            failed = [g.command for g in tools.gate_results if not g.ok]
+            if failed:
+                stop_reason = f"error:validation gates failed: {', '.join(failed)}"
+            summary = tools.summary or summary
+        else:
+            if stop_reason == "end_turn":
+                stop_reason = "error:end_turn: the model stopped without calling finish"
+            await self._save_work(tools, plan, f"{stop_reason} ({summary})")
+        logger.info("the coder's last try had ended (%s); its work was redone", stop_reason)
+        return CoderResult(
+            finished=stop_reason == "finished",
+            stop_reason=stop_reason,
+            summary=summary,
+            gate_results=tools.gate_results,
+            commits=tools.commits,
+            trajectory=[
+                *resumption.trajectory,
+                {"type": "resume", "after_turns": resumption.turns},
+                {**stop, "redone": True},
+            ],
+            usage=TokenUsage(),
+            cost_usd=0.0,
+            turns=resumption.turns,
+        )
 
     async def _save_work(self, tools: _CodingTools, plan: PlanResult, why: str) -> None:
         message = commit_message(

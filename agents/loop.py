@@ -110,29 +110,33 @@ class Resumption:
     trajectory: list[dict[str, Any]]
     turns: int
     tool_calls: list[dict[str, Any]]
+    # How the run ended, when it had (its worker died after the loop, before the step was
+    # recorded): there is nothing to continue then, only its effects to redo.
+    stop: Mapping[str, Any] | None = None
 
     @classmethod
     def from_trajectory(
         cls, trajectory: Sequence[Mapping[str, Any]], *, tool_names: Sequence[str], nudge: str
     ) -> Resumption | None:
-        """None when there is nothing to resume: no turn yet, the run had stopped, or it used
-        other tools (a different agent or version)."""
+        """None when there is nothing to resume: no turn yet, or it used other tools (a
+        different agent or version)."""
         if not trajectory or trajectory[0].get("type") != "start":
-            return None
-        if any(step.get("type") == "stop" for step in trajectory):
             return None
         if list(trajectory[0].get("tools") or []) != list(tool_names):
             return None
         turns = [step for step in trajectory if step.get("type") == "turn"]
         if not turns:
             return None
+        stop = next((step for step in trajectory if step.get("type") == "stop"), None)
         messages: list[MessageParam] = []
         for turn in turns:
             messages += list(turn.get("new_messages") or [])
             messages.append({"role": "assistant", "content": list(turn["response"]["content"])})
         last = turns[-1]
         uses = [b for b in last["response"]["content"] if b.get("type") == "tool_use"]
-        if uses:
+        if stop is not None:
+            pass  # ended: no answer is owed to the model
+        elif uses:
             done = {call["id"]: call for call in last.get("tool_calls") or []}
             if any(use["id"] not in done for use in uses):
                 return None  # checkpoints follow whole turns; this one is not
@@ -153,6 +157,7 @@ class Resumption:
         kept = [
             {**step, "resumed": True} if step.get("type") == "turn" else dict(step)
             for step in trajectory
+            if step.get("type") != "stop"
         ]
         return cls(
             system=trajectory[0]["system"],
@@ -160,6 +165,7 @@ class Resumption:
             trajectory=kept,
             turns=len(turns),
             tool_calls=[call for turn in turns for call in turn.get("tool_calls") or []],
+            stop=stop,
         )
 
 
@@ -188,6 +194,8 @@ class ToolLoop:
         conversation) instead of starting from `system` and `messages`."""
         if resume is None:
             run = _Run(self, system, list(messages), tools, budget, on_step)
+        elif resume.stop is not None:
+            raise ValueError("that run had ended; there is no conversation to continue")
         else:
             run = _Run(self, resume.system, list(resume.messages), tools, budget, on_step)
             run.resume_from(resume)

@@ -401,3 +401,55 @@ async def test_a_checkpoint_that_no_longer_applies_starts_over_from_a_restored_c
     assert result.finished and len(fake.requests) == 3  # started over, from the first turn
     assert (second.path / "calc.py").read_text() == FIXED
     assert not (second.path / "NOTES.md").exists()
+
+
+async def test_a_try_whose_loop_had_ended_is_redone_without_any_model_call(
+    tmp_path: Path, http: list[httpx2.AsyncClient]
+) -> None:
+    # The loop finished, then the worker died before the stage pushed: the last checkpoint
+    # has the stop. A new try redoes the changes and the gates, and asks the model nothing.
+    first = make_checkout(tmp_path / "first")
+    trajectories: list[str] = []
+    whole, _ = await implement(first, RESUMABLE_SCRIPT, http, trajectories=trajectories)
+    ended = json.loads(trajectories[-1])
+    assert ended[-1]["type"] == "stop"
+
+    second = make_checkout(tmp_path / "second")
+
+    async def restore() -> None:
+        raise AssertionError("nothing to restore: the changes still apply")
+
+    result, fake = await implement(second, [], http, resume_from=ended, restore=restore)
+
+    assert fake.requests == []
+    assert result.finished and result.gate_results[0].ok
+    assert (second.path / "calc.py").read_text() == FIXED
+    assert second.log() == first.log()
+    assert result.summary == whole.summary
+    assert spent_in(result.trajectory) == (0.0, 0) and result.cost_usd == 0
+
+
+async def test_a_try_stopped_by_its_budget_keeps_its_work_when_redone(
+    tmp_path: Path, http: list[httpx2.AsyncClient]
+) -> None:
+    first = make_checkout(tmp_path / "first")
+    trajectories: list[str] = []
+    script = itertools.chain([FIX], never_finishes("list_files", {}))
+    stopped, _ = await implement(first, script, http, max_turns=4, trajectories=trajectories)
+    assert stopped.stop_reason == "budget:turns"
+
+    # Its worker died before the WIP commit was pushed; the budget is spent, so only a redo
+    # of the recorded work can save it.
+    second = make_checkout(tmp_path / "second")
+
+    async def restore() -> None:
+        raise AssertionError("nothing to restore")
+
+    result, fake = await implement(
+        second, [], http, resume_from=json.loads(trajectories[-1]), restore=restore
+    )
+
+    assert fake.requests == []
+    assert not result.finished and result.stop_reason == "budget:turns"
+    assert (second.path / "calc.py").read_text() == FIXED
+    assert second.log()[0] == "WIP: unfinished work on #3"

@@ -59,6 +59,7 @@ class PlannerStage:
                     gates=config.validation_gates,
                     tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path)),
                     on_step=ctx.checkpoint,
+                    resume_from=ctx.resume,
                 )
         except PlanningFailed as exc:
             return StepResult(

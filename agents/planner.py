@@ -20,7 +20,7 @@ from typing import Any
 
 from agents.budget import Budget, TokenUsage
 from agents.llm import Block, LLMClient
-from agents.loop import OnStep, ToolLoop, ToolOutput, ToolResultLike, Tools
+from agents.loop import OnStep, Resumption, ToolLoop, ToolOutput, ToolResultLike, Tools
 from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
 
 READ_ONLY_TOOLS: tuple[str, ...] = ("list_files", "read_file", "search", "find_symbol")
@@ -483,12 +483,29 @@ class Planner:
         gates: Sequence[str] = (),
         tools: Tools | None = None,
         on_step: OnStep | None = None,
+        resume_from: Sequence[Mapping[str, Any]] | None = None,
     ) -> PlanResult:
-        """Plan `issue`. Raises PlanningFailed (budget, refusal, no submission) with its cost."""
+        """Plan `issue`. Raises PlanningFailed (budget, refusal, no submission) with its cost.
+
+        `resume_from` is the checkpoint of a try whose worker died: the conversation continues
+        from it (its tools only read, so nothing needs redoing), and a plan it had already
+        submitted is taken as it was, with no model call.
+        """
         planning_tools = _PlanningTools(tools, self.read_only_tools, issue, gates)
         loop = ToolLoop(
             self.llm, max_turns=self.max_turns, max_tokens=self.max_tokens, model=self.model
         )
+        resumption = None
+        if resume_from:
+            names = [d["name"] for d in planning_tools.definitions()]
+            resumption = Resumption.from_trajectory(
+                resume_from, tool_names=names, nudge=loop.nudge
+            )
+            if resumption is not None and resumption.stop is not None:
+                submitted = await self._submitted_before(planning_tools, resumption)
+                if submitted is not None:
+                    return submitted
+                resumption = None
         result = await loop.run(
             system=self.system_blocks(repository=repository, repo_files=repo_files, gates=gates),
             messages=[
@@ -505,6 +522,7 @@ class Planner:
             tools=planning_tools,
             budget=budget,
             on_step=on_step,
+            resume=resumption,
         )
         if planning_tools.plan is None or not result.finished:
             raise PlanningFailed(
@@ -518,6 +536,28 @@ class Planner:
         plan.usage = result.usage
         plan.cost_usd = result.cost_usd
         plan.trajectory = result.trajectory
+        return plan
+
+    @staticmethod
+    async def _submitted_before(
+        tools: _PlanningTools, resumption: Resumption
+    ) -> PlanResult | None:
+        accepted = [
+            c
+            for c in resumption.tool_calls
+            if c["name"] == SUBMIT_PLAN_TOOL["name"] and c.get("finished")
+        ]
+        if not accepted:
+            return None
+        await tools.call(accepted[-1]["name"], accepted[-1]["input"])
+        plan = tools.plan
+        if plan is None:
+            return None
+        plan.trajectory = [
+            *resumption.trajectory,
+            {"type": "resume", "after_turns": resumption.turns},
+            {**(resumption.stop or {}), "redone": True},
+        ]
         return plan
 
     def system_blocks(

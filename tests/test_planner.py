@@ -319,3 +319,48 @@ def test_file_tree_is_listed_in_full_when_small_and_summarised_when_large() -> N
     assert len(lines) <= 60
     assert "README.md" in lines and "docs/index.md" in lines
     assert "src/pkg0/ (40 files)" in lines
+
+
+async def test_a_planner_whose_worker_died_continues_its_conversation_or_keeps_its_plan(
+    tmp_path: Path, http: list[httpx2.AsyncClient]
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "cart.py").write_text("class Cart:\n    def total(self):\n        return 0\n")
+    tools = CoderTools(repo, make_sandbox("local", workspace_root=tmp_path))
+    script = [tool_call("read_file", {"path": "src/cart.py"}), tool_call("submit_plan", FULL_PLAN)]
+    checkpoints: list[str] = []
+
+    async def on_step(trajectory: list[dict[str, Any]]) -> None:
+        checkpoints.append(json.dumps(trajectory))
+
+    whole_fake = FakeAnthropic(script)
+    whole = await make_planner(whole_fake, http).plan(
+        issue=ISSUE, repo_files=["src/cart.py"], budget=Budget(), tools=tools, on_step=on_step
+    )
+
+    # Died after reading: the next try asks only for the submission, same conversation.
+    fake = FakeAnthropic(script[1:])
+    plan = await make_planner(fake, http).plan(
+        issue=ISSUE,
+        repo_files=["src/cart.py"],
+        budget=Budget(),
+        tools=tools,
+        resume_from=json.loads(checkpoints[0]),
+    )
+    assert len(fake.requests) == 1
+    assert json.dumps(fake.requests[0]["messages"]) == json.dumps(whole_fake.requests[1]["messages"])
+    assert plan.to_markdown() == whole.to_markdown()
+    assert plan.cost_usd > 0 and plan.cost_usd < whole.cost_usd
+
+    # Died after submitting, before the plan comment: the plan is kept, no model call.
+    none = FakeAnthropic([])
+    kept = await make_planner(none, http).plan(
+        issue=ISSUE,
+        repo_files=["src/cart.py"],
+        budget=Budget(),
+        tools=tools,
+        resume_from=json.loads(checkpoints[-1]),
+    )
+    assert none.requests == []
+    assert kept.to_markdown() == whole.to_markdown() and kept.cost_usd == 0

@@ -325,13 +325,14 @@ class Coordinator:
                 await _update_feature_totals(s, view.id)
 
         async def record(**fields: Any) -> None:
-            allowed = {"branch", "pr_number", "head_sha", "plan", "plan_comment_id"}
+            # guidance: what the next implementation round must address (a stage's findings).
+            allowed = {"branch", "pr_number", "head_sha", "plan", "plan_comment_id", "guidance"}
             unknown = set(fields) - allowed
             if unknown:
                 raise ValueError(f"cannot record {sorted(unknown)}")
             async with self.db.session() as s:
                 await s.execute(update(Feature).where(Feature.id == view.id).values(**fields))
-            await self.publish(view.id, {"event": "recorded", **{k: v for k, v in fields.items() if k != "plan"}})
+            await self.publish(view.id, {"event": "recorded", **{k: v for k, v in fields.items() if k not in ("plan", "guidance")}})
 
         async def progress(text: str) -> None:
             await self.publish(view.id, {"event": "progress", "stage": stage.value, "text": text})

@@ -27,6 +27,7 @@ from agents.runtime import Runtime
 from agents.sandbox import Sandbox, make_sandbox
 from agents.stages import StageAgent
 from agents.stages import FeatureView
+from agents.testing_stage import TesterStage
 from agents.toolbox import Toolbox
 from agents.workspace import GitAuthor, Workspace
 from bot.github.app import GitHubApp
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 
 def default_agents() -> dict[Stage, StageAgent]:
-    return {Stage.PLAN: PlannerStage(), Stage.IMPLEMENT: CoderStage()}
+    return {Stage.PLAN: PlannerStage(), Stage.IMPLEMENT: CoderStage(), Stage.TEST: TesterStage()}
 
 
 def web_url(api_url: str) -> str:

@@ -170,13 +170,15 @@ async def factory_run(
     yml: str,
     body: str = ISSUE_BODY,
     api_key: str | None = API_KEY,
+    extra_files: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Run]:
     """Label an issue on the calc repository and wait until the run ends and says so."""
     llm = FakeAnthropic(script)
     env = {"ANTHROPIC_API_KEY": api_key} if api_key else {}
+    files = {**repo_files(yml), **(extra_files or {})}
     async with (
         httpx2.AsyncClient(transport=llm.transport()) as http,
-        running_bot(tmp_path, redis_url, files=repo_files(yml), env=env) as bot,
+        running_bot(tmp_path, redis_url, files=files, env=env) as bot,
     ):
         bot.start_worker(anthropic_http_client=http)
         issue = bot.fake.create_issue(bot.repo, ISSUE_TITLE, body, user="alice")
@@ -841,3 +843,85 @@ async def test_a_requested_changes_review_sends_its_inline_comments_to_the_next_
             "Annotate add() for floats",
         ]
         assert len(run.pulls()) == 1
+
+
+
+# ------------------------------------------------------------------------------------------
+# The tests stage: the gates on a fresh clone of the pushed branch, failures sent back
+# ------------------------------------------------------------------------------------------
+
+
+async def test_gates_failing_on_a_fresh_clone_send_the_run_back_with_their_output(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # The coder's fix imports a module it created but .gitignore keeps out of the commit: the
+    # gates pass in its working copy and fail on what was pushed.
+    yml = (
+        f"validation_gates: [{json.dumps(GATE)}]\n"
+        "stages: {review: false, test: true, deploy: false}\n"
+    )
+    works_on_my_machine = [
+        tool_call("create_file", {"path": "local_settings.py", "content": "OFFSET = 0\n"}),
+        tool_call(
+            "edit_file",
+            {
+                "path": "calc.py",
+                "old_text": "def add(a, b):\n    return a - b",
+                "new_text": "from local_settings import OFFSET\n\n\ndef add(a, b):\n"
+                "    return a + b + OFFSET",
+            },
+        ),
+        tool_call("complete_step", {"step": 1, "message": "Add with a configurable offset"}),
+        tool_call("finish", {"summary": "add() sums; test_calc.py passes."}),
+    ]
+    second_round = [
+        tool_call(
+            "edit_file",
+            {
+                "path": "calc.py",
+                "old_text": "from local_settings import OFFSET\n\n\ndef add(a, b):\n"
+                "    return a + b + OFFSET",
+                "new_text": "def add(a, b):\n    return a + b",
+            },
+        ),
+        tool_call("complete_step", {"step": 1, "message": "Drop the untracked import"}),
+        tool_call("finish", {"summary": "add() no longer needs local_settings."}),
+    ]
+    script = [tool_call("submit_plan", PLAN), *works_on_my_machine, *second_round]
+    async with factory_run(
+        tmp_path,
+        redis_url,
+        script,
+        yml=yml,
+        extra_files={".gitignore": "local_settings.py\n"},
+    ) as run:
+        bot, feature = run.bot, run.feature
+        assert feature.state == "completed", feature.error
+        assert feature.round == 1
+        assert len(run.llm.requests) == 1 + 4 + 3
+
+        # Round 2's coder was given the failing gate's output from the fresh clone.
+        system = json.dumps(run.coder_requests()[-1]["system"])
+        assert "Feedback to address in this round" in system
+        assert "The validation gates failed on" in system
+        assert "No module named 'local_settings'" in system
+
+        # The check on the first pushed head failed; on the final head it passed.
+        first_head, last_head = bot.fake.git(bot.repo).commits_between("main", feature.branch)
+        assert last_head == feature.head_sha
+
+        def tests_check(sha: str) -> Any:
+            runs = [r for r in bot.fake.check_runs(bot.repo, sha) if r.name.endswith("/ tests")]
+            assert len(runs) == 1, runs
+            return runs[0]
+
+        assert tests_check(first_head).conclusion == "failure"
+        assert tests_check(last_head).conclusion == "success"
+        assert bot.fake.file_at(bot.repo, feature.branch, "calc.py") == FIXED
+        moves = [
+            (a.from_state, a.to_state)
+            for a in await bot.audit(feature.id)
+            if a.kind == "feature.transition"
+        ]
+        assert ("testing", "implementation") in moves
+        assert moves[-1] == ("testing", "completed")

@@ -25,6 +25,7 @@ from agents.commands import (
 )
 from agents.coordinator import Coordinator
 from agents.lifecycle import Decision, Stage, next_enabled, stage_for_check
+from agents.review_feedback import review_feedback
 from agents.runtime import (
     CONFIG_ERROR_MARKER,
     CONFIG_PATH,
@@ -487,7 +488,7 @@ class EventHandlers:
             actor=reviewer,
             cause="review asked for changes",
             next_round=True,
-            guidance=await review_feedback(run.github, pr_number, review_id, reviewer, body),
+            guidance=await review_feedback(run.github, pr_number, review_id, f"@{reviewer}", body),
         )
         await self.coordinator.refresh_status(feature.id, run)
         return "revising"
@@ -647,27 +648,3 @@ class EventHandlers:
                 if existing is not None:
                     existing.removed_at = utcnow()
         return action
-
-
-_MAX_FEEDBACK_CHARS = 20_000
-
-
-async def review_feedback(
-    gh: Any, pr_number: int, review_id: int | None, reviewer: str, body: str | None
-) -> str:
-    """What the coder's next round must address: the review's summary and its inline comments,
-    each with the file and line it is on (most reviews say what they want there, not in the
-    summary)."""
-    lines = [f"Review by @{reviewer} (changes requested):", (body or "").strip() or "(no summary)"]
-    comments = []
-    if review_id is not None:
-        comments = [c for c in await gh.list_review_comments(pr_number) if c.review_id == review_id]
-    if comments:
-        lines += ["", "Inline comments:"]
-        for comment in comments:
-            where = f"`{comment.path}` line {comment.line}" if comment.line else f"`{comment.path}`"
-            lines.append(f"- {where}: {comment.body.strip()}")
-    text = "\n".join(lines)
-    if len(text) > _MAX_FEEDBACK_CHARS:
-        text = text[:_MAX_FEEDBACK_CHARS] + "\n[... the rest of the review is not shown ...]"
-    return text

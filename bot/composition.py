@@ -23,6 +23,7 @@ from agents.lifecycle import Stage
 from agents.liveness import Liveness
 from agents.llm import LLMClient
 from agents.plan_stage import PlannerStage
+from agents.review_stage import ReviewerStage
 from agents.runtime import Runtime
 from agents.sandbox import Sandbox, make_sandbox
 from agents.stages import StageAgent
@@ -42,7 +43,12 @@ log = logging.getLogger(__name__)
 
 
 def default_agents() -> dict[Stage, StageAgent]:
-    return {Stage.PLAN: PlannerStage(), Stage.IMPLEMENT: CoderStage(), Stage.TEST: TesterStage()}
+    return {
+        Stage.PLAN: PlannerStage(),
+        Stage.IMPLEMENT: CoderStage(),
+        Stage.REVIEW: ReviewerStage(),
+        Stage.TEST: TesterStage(),
+    }
 
 
 def web_url(api_url: str) -> str:

@@ -154,7 +154,11 @@ class Run:
         return [git.commit_info(sha) for sha in shas]
 
     def coder_requests(self) -> list[dict[str, Any]]:
-        return [r for r in self.llm.requests if "submit_plan" not in _tool_names(r)]
+        return [
+            r
+            for r in self.llm.requests
+            if not {"submit_plan", "submit_review"} & set(_tool_names(r))
+        ]
 
 
 def _tool_names(request: Mapping[str, Any]) -> list[str]:
@@ -925,3 +929,91 @@ async def test_gates_failing_on_a_fresh_clone_send_the_run_back_with_their_outpu
         ]
         assert ("testing", "implementation") in moves
         assert moves[-1] == ("testing", "completed")
+
+
+# ------------------------------------------------------------------------------------------
+# The review stage: the reviewer posts a review; changes requested go back to the coder
+# ------------------------------------------------------------------------------------------
+
+
+async def test_the_reviewer_asks_for_a_test_the_coder_adds_it_and_the_next_review_approves(
+    tmp_path: Path, redis_url: str
+) -> None:
+    yml = (
+        f"validation_gates: [{json.dumps(GATE)}]\n"
+        "stages: {review: true, test: false, deploy: false}\n"
+    )
+    negative_test = (
+        TEST_CALC + "\n\ndef test_add_negative():\n    assert add(-2, -3) == -5\n"
+    )
+    first_review = tool_call(
+        "submit_review",
+        {
+            "verdict": "request_changes",
+            "summary": "The fix is right, but nothing pins negative numbers.",
+            "comments": [
+                {"path": "calc.py", "line": 2, "body": "Add a test with negative operands."}
+            ],
+        },
+    )
+    second_round = [
+        tool_call(
+            "create_file",
+            {"path": "test_calc.py", "content": negative_test, "overwrite": True},
+        ),
+        tool_call("complete_step", {"step": 1, "message": "Test add() with negative operands"}),
+        tool_call("finish", {"summary": "Added a negative-operand test."}),
+    ]
+    approval = tool_call("submit_review", {"verdict": "approve", "summary": "Looks good now."})
+    script = [
+        tool_call("submit_plan", PLAN),
+        *fixing_coder(),
+        tool_call("read_file", {"path": "test_calc.py"}),
+        first_review,
+        *second_round,
+        approval,
+    ]
+    async with factory_run(tmp_path, redis_url, script, yml=yml) as run:
+        bot, feature = run.bot, run.feature
+        assert feature.state == "completed", feature.error
+        assert feature.round == 1
+        assert len(run.llm.requests) == 1 + 8 + 2 + 3 + 1
+
+        # The reviewer was shown the diff and the plan in its (cached) system prompt.
+        review_requests = [r for r in run.llm.requests if "submit_review" in _tool_names(r)]
+        assert len(review_requests) == 3
+        system = json.dumps(review_requests[0]["system"])
+        assert "-    return a - b" in system and "+    return a + b" in system
+        assert PLAN["goal"] in system
+        assert "submit_plan" not in _tool_names(review_requests[0])
+        assert "edit_file" not in _tool_names(review_requests[0])
+
+        # Two reviews on the PR, one per round; the first has its inline comment on calc.py.
+        reviews = [
+            r
+            for r in bot.fake.reviews(bot.repo, feature.pr_number)
+            if "agent-factory:review" in (r.body or "")
+        ]
+        assert len(reviews) == 2
+        assert "Changes requested" in reviews[0].body and "Approved" in reviews[1].body
+        inline = [c for c in bot.fake.review_comments(bot.repo, feature.pr_number)]
+        assert [(c.path, c.line, c.body) for c in inline] == [
+            ("calc.py", 2, "Add a test with negative operands.")
+        ]
+
+        # Round 2's coder got the review, inline comment included.
+        coder_system = json.dumps(run.coder_requests()[-1]["system"])
+        assert "Review by Agent Factory's reviewer (changes requested)" in coder_system
+        assert "`calc.py` line 2: Add a test with negative operands." in coder_system
+        assert bot.fake.file_at(bot.repo, feature.branch, "test_calc.py") == negative_test
+
+        # The review check failed on the first head and passed on the last.
+        first_head, last_head = bot.fake.git(bot.repo).commits_between("main", feature.branch)
+
+        def review_check(sha: str) -> Any:
+            runs = [r for r in bot.fake.check_runs(bot.repo, sha) if r.name.endswith("/ review")]
+            assert len(runs) == 1, runs
+            return runs[0]
+
+        assert review_check(first_head).conclusion == "failure"
+        assert review_check(last_head).conclusion == "success"

@@ -25,11 +25,12 @@ from agents.tools import CoderTools
 from bot.github.errors import scrub
 from bot.github.models import ReviewComment
 
-_VERDICT = re.compile(r"<!-- agent-factory:review:(\d+):(\d+) verdict=(\w+) -->")
+_VERDICT = re.compile(r"<!-- agent-factory:review:(\d+):(\d+):(\d+) verdict=(\w+) -->")
 
 
-def review_marker(feature_id: int, round_: int, verdict: str) -> str:
-    return f"<!-- agent-factory:review:{feature_id}:{round_} verdict={verdict} -->"
+def review_marker(feature_id: int, round_: int, attempt: int, verdict: str) -> str:
+    """Per attempt: a crashed try finds its review again, `/factory review` writes a new one."""
+    return f"<!-- agent-factory:review:{feature_id}:{round_}:{attempt} verdict={verdict} -->"
 
 
 @dataclass
@@ -42,7 +43,9 @@ class ReviewerStage:
         feature, gh, config = ctx.feature, ctx.github, ctx.config
         if feature.pr_number is None or not feature.branch:
             return StepResult(Outcome.FAILED, "there is no pull request to review")
-        posted = await self._posted_before(gh, feature.pr_number, feature.id, feature.round)
+        posted = await self._posted_before(
+            gh, feature.pr_number, (feature.id, feature.round, ctx.attempt)
+        )
         if posted is not None:
             return await self._act_on(ctx, *posted)
         files = await gh.list_pull_request_files(feature.pr_number)
@@ -84,7 +87,7 @@ class ReviewerStage:
         heading = "✅ Approved" if result.approved else "🔁 Changes requested"
         body = "\n".join(
             [
-                review_marker(feature.id, feature.round, result.verdict),
+                review_marker(feature.id, feature.round, ctx.attempt, result.verdict),
                 f"### Agent Factory review (round {feature.round + 1}): {heading}",
                 "",
                 result.summary,
@@ -105,12 +108,12 @@ class ReviewerStage:
 
     @staticmethod
     async def _posted_before(
-        gh: Any, pr_number: int, feature_id: int, round_: int
+        gh: Any, pr_number: int, key: tuple[int, int, int]
     ) -> tuple[int, str, str] | None:
         for review in await gh.list_reviews(pr_number):
             found = _VERDICT.search(review.body or "")
-            if found and (int(found[1]), int(found[2])) == (feature_id, round_):
-                return review.id, found[3], review.body
+            if found and (int(found[1]), int(found[2]), int(found[3])) == key:
+                return review.id, found[4], review.body
         return None
 
     @staticmethod

@@ -15,12 +15,12 @@ class PostedGitHub:
     """A PR on which this round's review was posted before the worker died."""
 
     def __init__(self, verdict: str) -> None:
-        self.body = f"{review_marker(4, 1, verdict)}\n### Agent Factory review\n\nAdd a test."
+        self.body = f"{review_marker(4, 1, 2, verdict)}\n### Agent Factory review\n\nAdd a test."
         self.created: list[Any] = []
 
     async def list_reviews(self, number: int) -> tuple[SubmittedReview, ...]:
-        other_round = SubmittedReview(7, "factory[bot]", "COMMENTED", review_marker(4, 0, "x"))
-        return (other_round, SubmittedReview(8, "factory[bot]", "COMMENTED", self.body))
+        earlier = SubmittedReview(7, "factory[bot]", "COMMENTED", review_marker(4, 1, 1, "x"))
+        return (earlier, SubmittedReview(8, "factory[bot]", "COMMENTED", self.body))
 
     async def list_review_comments(self, number: int) -> tuple[PostedReviewComment, ...]:
         return (
@@ -40,6 +40,7 @@ def context(gh: PostedGitHub, recorded: dict[str, Any]) -> Any:
     return SimpleNamespace(
         feature=SimpleNamespace(id=4, round=1, pr_number=12, branch="factory/issue-3-x"),
         github=gh,
+        attempt=2,
         config=SimpleNamespace(),
         tools=SimpleNamespace(),  # no model, no clone: nothing may be asked again
         record=record,

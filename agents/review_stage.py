@@ -52,10 +52,10 @@ class ReviewerStage:
         if not files:
             return StepResult(Outcome.SUCCEEDED, "the pull request changes nothing to review")
         diff = render_diff(files)
-        plan = PlanResult.from_dict(feature.plan).to_markdown() if feature.plan else ""
-        title = PlanResult.from_dict(feature.plan).title if feature.plan else ""
+        plan = PlanResult.from_dict(feature.plan) if feature.plan else None
         knowledge = await toolbox.context_for(
-            feature.repository, f"review lessons for: {title}\n{diff[:2000]}"
+            feature.repository,
+            f"review lessons for: {plan.title if plan else ''}\n{diff[:2000]}",
         )
         info = await gh.get_repository()
         await ctx.progress("reviewing")
@@ -67,7 +67,7 @@ class ReviewerStage:
                 result = await Reviewer(
                     toolbox.llm, model=config.model, max_turns=self.max_turns
                 ).review(
-                    plan_markdown=plan,
+                    plan_markdown=plan.to_markdown() if plan else "",
                     diff=diff,
                     budget=feature_budget(config, feature),
                     knowledge=knowledge,

@@ -432,6 +432,12 @@ class EventHandlers:
                 return "Another run is active on this issue; cancel it first."
             run = await self.runtime.open_repo(installation_id, repo)
             await coordinator.refresh_status(latest.id, run)
+            if name == "deploy" and args:
+                # The run has nowhere to carry a per-command environment yet; say so.
+                return (
+                    f"{stage.title} runs again, to the configured default environment: "
+                    f"choosing `{args}` in the command is not supported yet."
+                )
             return f"{stage.title} runs again."
         raise ValueError(f"no handler for command {name}")
 
@@ -587,8 +593,9 @@ class EventHandlers:
         return "rerun"
 
     async def workflow_run_completed(self, **_: Any) -> str:
-        # Deployments are followed by the devops stage, which this bot does not have yet.
-        return "no deploy stage"
+        # The deploy stage follows the runs it dispatched itself (it polls them), so the
+        # webhook adds nothing; routing it keeps the App's event list honest.
+        return "followed by the deploy stage"
 
     async def knowledge_refresh(self, **kwargs: Any) -> str:
         """A push to the default branch: pick up a changed config, then refresh knowledge."""

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from agents.code_stage import CoderStage
+from agents.deploy_stage import DeployerStage
 from agents.coordinator import Coordinator, CoordinatorConfig
 from agents.events import Asker, EventHandlers
 from agents.lifecycle import Stage
@@ -48,6 +49,7 @@ def default_agents() -> dict[Stage, StageAgent]:
         Stage.IMPLEMENT: CoderStage(),
         Stage.REVIEW: ReviewerStage(),
         Stage.TEST: TesterStage(),
+        Stage.DEPLOY: DeployerStage(),
     }
 
 

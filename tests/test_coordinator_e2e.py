@@ -367,3 +367,77 @@ async def test_pr_events_during_a_later_run_on_the_issue_reach_that_run(
             if a.kind == "feature.transition"
         ]
         assert moves[-1] == ("planning", "cancelled", "pull_request.closed")
+
+
+DEPLOY_WORKFLOW = """\
+name: Deploy
+on:
+  workflow_dispatch:
+    inputs:
+      environment: {required: true}
+      rollback: {required: false}
+jobs:
+  deploy:
+    runs-on: ubuntu-latest
+    steps: [{run: ./deploy.sh}]
+"""
+
+
+@pytest.mark.parametrize("conclusion", ["success", "failure"])
+async def test_deploy_dispatches_the_workflow_and_rolls_back_when_it_fails(
+    tmp_path: Path, redis_url: str, conclusion: str
+) -> None:
+    from agents.deploy_stage import DeployerStage
+
+    yml = (
+        "stages: {review: false, test: false}\n"
+        "deploy: {workflow: deploy.yml, environments: [staging]}\n"
+    )
+    files = {
+        "README.md": "# demo\n",
+        ".github/factory.yml": yml,
+        ".github/workflows/deploy.yml": DEPLOY_WORKFLOW,
+    }
+    async with running_bot(tmp_path, redis_url, files=files) as bot:
+        bot.start_worker({**scripted_agents(), Stage.DEPLOY: DeployerStage(poll_s=0.05)})
+        issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+
+        async def runs(count: int) -> bool:
+            return len(bot.fake.workflow_runs(bot.repo)) >= count
+
+        await bot.wait_for(lambda: runs(1), timeout=60, what="the deploy workflow run")
+        deploy_run = bot.fake.workflow_runs(bot.repo)[0]
+        feature = (await bot.features())[0]
+        assert feature.state == "deployment"
+        assert deploy_run.head_branch == feature.branch and deploy_run.head_sha == feature.head_sha
+        assert deploy_run.inputs == {"environment": "staging"}  # only what the workflow declares
+        bot.fake.complete_workflow_run(deploy_run.id, conclusion)
+
+        if conclusion == "failure":
+            await bot.wait_for(lambda: runs(2), timeout=30, what="the rollback run")
+            rollback = bot.fake.workflow_runs(bot.repo)[1]
+            assert rollback.head_branch == "main"
+            assert rollback.inputs == {"environment": "staging", "rollback": "true"}
+            bot.fake.complete_workflow_run(rollback.id, "success")
+
+        feature = await bot.wait_for_state("completed", "failed", timeout=30)
+        assert len(bot.fake.workflow_runs(bot.repo)) == (1 if conclusion == "success" else 2)
+
+        def deploy_checks() -> list:
+            runs = bot.fake.check_runs(bot.repo, feature.head_sha)
+            return [r for r in runs if r.name.endswith("/ deploy")]
+
+        async def check_concluded() -> bool:
+            return all(r.conclusion for r in deploy_checks())
+
+        # The database moves first; the check run follows a moment later.
+        await bot.wait_for(check_concluded, timeout=15, what="the deploy check to conclude")
+        assert len(deploy_checks()) == 1
+        if conclusion == "success":
+            assert feature.state == "completed"
+            assert deploy_checks()[0].conclusion == "success"
+        else:
+            assert feature.state == "failed"
+            assert "rolled back to `main`" in (feature.error or "")
+            assert deploy_checks()[0].conclusion == "failure"

@@ -68,20 +68,14 @@ class DeploymentOps(RepoScope):
                 head_sha=head_sha or UNSET,
                 per_page=min(max(limit, 1), 100),
             )
-        return tuple(
-            WorkflowRun(
-                id=run.id,
-                name=present(run.name),
-                event=run.event,
-                status=run.status,
-                conclusion=run.conclusion,
-                head_branch=run.head_branch,
-                head_sha=run.head_sha,
-                html_url=run.html_url,
-                created_at=run.created_at,
+        return tuple(_workflow_run(run) for run in response.parsed_data.workflow_runs)
+
+    async def get_workflow_run(self, run_id: int) -> WorkflowRun:
+        with github_errors(f"read workflow run {run_id} on {self.full_name}"):
+            response = await self.gh.rest.actions.async_get_workflow_run(
+                self.owner, self.repo, run_id
             )
-            for run in response.parsed_data.workflow_runs
-        )
+        return _workflow_run(response.parsed_data)
 
     async def create_deployment(
         self,
@@ -141,3 +135,17 @@ class DeploymentOps(RepoScope):
             )
         raw = response.parsed_data
         return DeploymentStatus(raw.id, raw.state, present(raw.environment_url))
+
+
+def _workflow_run(run: Any) -> WorkflowRun:
+    return WorkflowRun(
+        id=run.id,
+        name=present(run.name),
+        event=run.event,
+        status=run.status,
+        conclusion=run.conclusion,
+        head_branch=run.head_branch,
+        head_sha=run.head_sha,
+        html_url=run.html_url,
+        created_at=run.created_at,
+    )

@@ -154,6 +154,17 @@ def gate_to_dict(result: Any) -> dict[str, Any]:
     }
 
 
+def final_stop_reason(loop_reason: str, gate_results: Sequence[Any]) -> str:
+    """How the coder ended, from how its loop stopped: finishing with failing gates is an error,
+    and so is a model that stopped without calling finish."""
+    if loop_reason == "finished":
+        failed = [g.command for g in gate_results if not g.ok]
+        return f"error:validation gates failed: {', '.join(failed)}" if failed else "finished"
+    if loop_reason == "end_turn":
+        return "error:end_turn: the model stopped without calling finish"
+    return loop_reason
+
+
 def gate_report(results: Sequence[Any]) -> str:
     """The failing gates' output, as the model gets it."""
     sections = []
@@ -351,16 +362,10 @@ class Coder:
             # Unexpected failure (or cancellation): keep the work, then let it propagate.
             await self._save_work(coding_tools, plan, "error: the coder crashed")
             raise
+        stop_reason = final_stop_reason(outcome.stop_reason, coding_tools.gate_results)
         if outcome.finished:
-            failed = [g.command for g in coding_tools.gate_results if not g.ok]
-            stop_reason = "finished"
-            if failed:
-                stop_reason = f"error:validation gates failed: {', '.join(failed)}"
             summary = coding_tools.summary or outcome.final_text
         else:
-            stop_reason = outcome.stop_reason
-            if stop_reason == "end_turn":
-                stop_reason = "error:end_turn: the model stopped without calling finish"
             await self._save_work(coding_tools, plan, f"{stop_reason} ({outcome.detail})")
             summary = outcome.final_text or outcome.detail
         return CoderResult(
@@ -423,13 +428,10 @@ class Coder:
                 await restore()
                 tools.commits.clear()
                 return None
-            failed = [g.command for g in tools.gate_results if not g.ok]
-            if failed:
-                stop_reason = f"error:validation gates failed: {', '.join(failed)}"
+            stop_reason = final_stop_reason(stop_reason, tools.gate_results)
             summary = tools.summary or summary
         else:
-            if stop_reason == "end_turn":
-                stop_reason = "error:end_turn: the model stopped without calling finish"
+            stop_reason = final_stop_reason(stop_reason, tools.gate_results)
             await self._save_work(tools, plan, f"{stop_reason} ({summary})")
         logger.info("the coder's last try had ended (%s); its work was redone", stop_reason)
         return CoderResult(

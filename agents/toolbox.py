@@ -15,6 +15,9 @@ from agents.workspace import Workspace
 
 # (installation id, clone url) -> an unopened Workspace; the caller enters it.
 WorkspaceFactory = Callable[[int, str], Awaitable[Workspace]]
+# (work tree, its git directory) -> the sandbox commands in that work tree run in; raises
+# SandboxUnavailable when no isolating sandbox works (nothing runs unisolated by default).
+SandboxFactory = Callable[[Path, Path | None], Sandbox]
 # (repository, query) -> markdown context for prompts ("" when nothing is known).
 KnowledgeLookup = Callable[[str, str], Awaitable[str]]
 
@@ -22,7 +25,7 @@ KnowledgeLookup = Callable[[str, str], Awaitable[str]]
 @dataclass
 class Toolbox:
     llm: LLMClient
-    sandbox_for: Callable[[Path], Sandbox]
+    sandbox_for: SandboxFactory
     workspace: WorkspaceFactory
     knowledge: KnowledgeLookup | None = None
 

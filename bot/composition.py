@@ -8,6 +8,7 @@ the same graph against the fake GitHub and a fake Messages API.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from agents.llm import LLMClient
 from agents.plan_stage import PlannerStage
 from agents.review_stage import ReviewerStage
 from agents.runtime import Runtime
-from agents.sandbox import Sandbox, make_sandbox
+from agents.sandbox import SandboxProvider
 from agents.stages import StageAgent
 from agents.stages import FeatureView
 from agents.testing_stage import TesterStage
@@ -37,6 +38,7 @@ from bot.github.errors import GitHubNotFound
 from bot.knowledge_jobs import KnowledgeJobs
 from bot.permissions import PermissionChecker
 from bot.services import Services
+from bot.sandboxing import sandbox_options
 from bot.settings import PUBLIC_GITHUB_API, Settings, SettingsError
 from knowledge.service import KnowledgeService
 
@@ -97,16 +99,6 @@ def github_app_from(settings: Settings, services: Services, transport: httpx.Asy
     )
 
 
-def _hidden_paths(settings: Settings) -> list[Path]:
-    """Bot files a sandboxed command must not read, though they sit on the same disk."""
-    candidates = [settings.effective_chroma_path, Path.cwd() / ".env"]
-    if settings.database_url is None:
-        candidates.append(settings.data_dir / "factory.db")
-    if settings.private_key_path is not None:
-        candidates.append(settings.private_key_path)
-    return [p for p in candidates if p.exists()]
-
-
 async def build_worker_parts(
     services: Services,
     *,
@@ -116,6 +108,7 @@ async def build_worker_parts(
     knowledge_service: KnowledgeService | None = None,
     ask: Asker | None = None,
     sandbox_backend: str | None = None,
+    sandbox: SandboxProvider | None = None,
 ) -> WorkerParts:
     settings = services.settings
     github_app = github_app_from(settings, services, github_transport)
@@ -127,8 +120,11 @@ async def build_worker_parts(
         timeout_s=600,
     )
     workspaces_root = settings.data_dir / "workspaces"
-    hidden = _hidden_paths(settings)
-    backend = sandbox_backend or settings.sandbox
+    if sandbox is None:
+        options = sandbox_options(settings)
+        if sandbox_backend is not None:
+            options = dataclasses.replace(options, backend=sandbox_backend)
+        sandbox = SandboxProvider(options)
 
     async def workspace(installation_id: int, clone_url: str) -> Workspace:
         identity = await github_app.identity()
@@ -144,20 +140,8 @@ async def build_worker_parts(
             user_agent=f"{settings.app_slug} (Agent Factory)",
         )
 
-    def sandbox_for(path: Path) -> Sandbox:
-        return make_sandbox(
-            backend,  # type: ignore[arg-type]
-            workspace_root=path,
-            docker_image=settings.sandbox_image,
-            memory_mb=settings.sandbox_memory_mb,
-            cpus=settings.sandbox_cpus,
-            pids=settings.sandbox_pids,
-            docker_setup_network=settings.sandbox_setup_network,
-            hidden_paths=hidden,
-        )
-
     stage_agents = dict(agents) if agents is not None else default_agents()
-    toolbox = Toolbox(llm=llm, sandbox_for=sandbox_for, workspace=workspace)
+    toolbox = Toolbox(llm=llm, sandbox_for=sandbox.for_workspace, workspace=workspace)
     runtime = Runtime(
         github=github_app,
         tools=toolbox,

@@ -281,35 +281,20 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _sandbox(settings: Settings) -> Check:
-    """Which sandbox agent commands would run in, and why not a stronger one."""
-    import tempfile
+    """Which sandbox agent commands would run in; a problem when none isolates them."""
+    from bot.sandboxing import sandbox_provider
 
-    from agents.sandbox import SandboxUnavailable, make_sandbox
-
-    image = settings.sandbox_image
-    with tempfile.TemporaryDirectory(prefix="factory-doctor-") as scratch:
-        docker_problem = ""
-        if settings.sandbox in ("auto", "docker"):
-            try:
-                make_sandbox("docker", workspace_root=Path(scratch), docker_image=image)
-            except SandboxUnavailable as exc:
-                docker_problem = str(exc)
-            else:
-                return Check("sandbox", Status.OK, f"docker, image {image}")
-        if settings.sandbox == "docker":
-            return Check(
-                "sandbox",
-                Status.PROBLEM,
-                f"FACTORY_SANDBOX=docker but {docker_problem}. Start an engine, or load the "
-                f"image with `docker pull {image}` (or `docker load`), or set FACTORY_SANDBOX=auto.",
-            )
-        local = make_sandbox("local", workspace_root=Path(scratch)).name
-    note = f" (Docker not used: {docker_problem})" if docker_problem else ""
-    if local == "subprocess":
+    choice = sandbox_provider(settings).choice()
+    note = f" (not used: {'; '.join(choice.passed_over)})" if choice.passed_over else ""
+    if choice.name is None:
+        return Check("sandbox", Status.PROBLEM, choice.problem or "no sandbox is available")
+    if choice.name == "none-unsafe":
         return Check(
             "sandbox",
             Status.WARN,
-            "no namespace sandbox works here (install bubblewrap): commands run as plain "
-            f"subprocesses with resource limits and a scrubbed environment{note}",
+            "FACTORY_SANDBOX=none-unsafe: agent commands run WITHOUT isolation (network, host "
+            "files and the bot's keys reachable); use it for development only",
         )
-    return Check("sandbox", Status.OK, f"{local}, no network{note}")
+    if choice.name == "docker":
+        return Check("sandbox", Status.OK, f"docker, image {settings.sandbox_image}{note}")
+    return Check("sandbox", Status.OK, f"bwrap, no network, setup steps via the egress proxy{note}")

@@ -95,8 +95,13 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = Field(
         default=2, ge=1, description="Concurrent runs allowed per installation."
     )
-    sandbox: Literal["auto", "docker", "local"] = Field(
-        default="auto", description="Where agent commands run: docker when it answers, else local."
+    sandbox: Literal["auto", "docker", "bwrap", "none-unsafe"] = Field(
+        default="auto",
+        description=(
+            "Where agent commands run: auto (Docker when it answers, else bubblewrap; refuses to "
+            "run commands when neither works), docker, bwrap, or none-unsafe (no isolation: "
+            "development only)."
+        ),
     )
     sandbox_image: str = Field(
         default="python:3.11-slim",
@@ -105,10 +110,53 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = Field(default=2048, ge=64, description="Memory limit of a command.")
     sandbox_cpus: float = Field(default=1.0, gt=0, description="CPU share of a command (Docker).")
     sandbox_pids: int = Field(default=256, ge=16, description="Process limit of a command.")
+    sandbox_tmp_mb: int = Field(default=1024, ge=16, description="Size of a command's private /tmp.")
+    sandbox_disk_mb: int = Field(
+        default=4096, ge=16, description="Disk quota of a workspace (the clone and all it gains)."
+    )
+    sandbox_command_disk_mb: int = Field(
+        default=2048, ge=1, description="How much one command may add to its workspace on disk."
+    )
+    sandbox_toolchains: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Extra host directories commands see read-only (toolchains such as /opt/node); the "
+            "OS and the bot's Python are always visible, nothing else is."
+        ),
+    )
+    sandbox_hidden_paths: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Extra host paths hidden from commands, added to the defaults (credential stores, "
+            "the data dir, the database, keys), which always apply."
+        ),
+    )
+    sandbox_uid_base: int = Field(
+        default=200_000,
+        ge=1000,
+        description=(
+            "When the bot runs as root, commands run as an unprivileged uid per workspace "
+            "from this base (50,000 ids)."
+        ),
+    )
+    sandbox_setup_allow: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Hosts setup steps may reach besides the package registries (names, or *.suffix); "
+            "always at public addresses only."
+        ),
+    )
+    sandbox_setup_allow_private: list[str] = Field(
+        default_factory=list,
+        description="host[:port] setup steps may reach at a private address (an internal mirror).",
+    )
     sandbox_setup_network: str = Field(
-        default="bridge",
+        default="egress",
         min_length=1,
-        description="Docker network the repository's setup steps use (agent commands get none).",
+        description=(
+            "Docker: 'egress' (setup steps reach only the allowed registries through the "
+            "bot's proxy) or a Docker network to put them on instead (no filtering)."
+        ),
     )
     job_timeout_s: int = Field(default=1800, ge=10, description="Hard limit on one agent step.")
 
@@ -119,6 +167,12 @@ class Settings(BaseSettings):
         default="auto", description="Logs as JSON lines (auto: when stderr is not a TTY)."
     )
     log_level: str = Field(default="INFO", description="Python log level.")
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox_alias(cls, value: object) -> object:
+        # "local" meant bubblewrap with weaker fallbacks; it now means bubblewrap or nothing.
+        return "bwrap" if value == "local" else value
 
     @field_validator("github_api_url", "anthropic_base_url", "chroma_url")
     @classmethod

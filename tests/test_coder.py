@@ -44,7 +44,11 @@ PLAN = PlanResult(
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+        ["git", "-c", "safe.directory=*", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
 
@@ -57,7 +61,9 @@ class Checkout:
         """The coordinator's commit callback: stage everything, commit, return the sha."""
         await asyncio.to_thread(git, self.path, "add", "-A")
         staged = await asyncio.to_thread(
-            subprocess.run, ["git", "diff", "--cached", "--quiet"], cwd=self.path
+            subprocess.run,
+            ["git", "-c", "safe.directory=*", "diff", "--cached", "--quiet"],
+            cwd=self.path,
         )
         if staged.returncode == 0:
             return None
@@ -356,6 +362,7 @@ async def test_a_try_that_died_resumes_from_its_checkpoint_without_paying_again(
     assert cost == pytest.approx(result.cost_usd, abs=1e-5) and tokens == result.usage.total
     assert result.turns == 6
     assert [s["type"] for s in result.trajectory].count("turn") == 6
+
     def billed(usages: list[dict[str, int]]) -> int:
         return sum(
             u["input_tokens"]
@@ -393,9 +400,7 @@ async def test_a_checkpoint_that_no_longer_applies_starts_over_from_a_restored_c
         tool_call("edit_file", {"path": "calc.py", "old_text": "b - a", "new_text": "a + b"}),
         tool_call("finish", {"summary": "add() now returns a + b."}),
     ]
-    result, fake = await implement(
-        second, script, http, resume_from=checkpoint, restore=restore
-    )
+    result, fake = await implement(second, script, http, resume_from=checkpoint, restore=restore)
 
     assert restores == ["restored"]
     assert result.finished and len(fake.requests) == 3  # started over, from the first turn

@@ -23,11 +23,9 @@ from agents.sandbox import (
     ResourceLimits,
     Sandbox,
     SandboxUnavailable,
-    SubprocessSandbox,
-    UnshareSandbox,
+    UnsafeSubprocessSandbox,
     make_sandbox,
 )
-from agents.sandbox.local import resolver_binds
 
 REDIS = ("127.0.0.1", 6379)
 POSTGRES_SOCKET = Path("/run/postgresql/.s.PGSQL.5432")
@@ -46,19 +44,12 @@ def _bwrap(root: Path) -> Sandbox:
     return sandbox
 
 
-def _unshare(root: Path) -> Sandbox:
-    sandbox = UnshareSandbox(root)
-    if not sandbox.probe():
-        pytest.skip("unshare does not run on this host")
-    return sandbox
+def _unsafe(root: Path) -> Sandbox:
+    return UnsafeSubprocessSandbox(root)
 
 
-def _subprocess(root: Path) -> Sandbox:
-    return SubprocessSandbox(root)
-
-
-ISOLATING = [pytest.param(_bwrap, id="bwrap"), pytest.param(_unshare, id="unshare")]
-ALL_LOCAL = [*ISOLATING, pytest.param(_subprocess, id="subprocess")]
+ISOLATING = [pytest.param(_bwrap, id="bwrap")]
+ALL_LOCAL = [*ISOLATING, pytest.param(_unsafe, id="none-unsafe")]
 
 
 @pytest.fixture
@@ -175,23 +166,12 @@ async def test_setup_steps_time_out_like_other_commands(
     assert await _wait_gone(marker) == []
 
 
-def test_resolver_files_under_run_are_shown_alone(tmp_path: Path) -> None:
-    masked = tmp_path / "run"
-    (masked / "systemd" / "resolve").mkdir(parents=True)
-    stub = masked / "systemd" / "resolve" / "stub-resolv.conf"
-    stub.write_text("nameserver 127.0.0.53\n")
-    linked = tmp_path / "resolv.conf"
-    linked.symlink_to(stub)
-    plain = tmp_path / "hosts"
-    plain.write_text("127.0.0.1 localhost\n")
-    binds = resolver_binds([linked, plain, tmp_path / "missing"], masked=masked)
-    assert binds == ["--ro-bind", str(stub), str(stub)]
-
-
-async def test_subprocess_fallback_does_not_isolate_network(workspace: Path) -> None:
-    # Documented limitation of the last-resort backend; if this ever fails, update its docstring.
+async def test_none_unsafe_does_not_isolate_network(workspace: Path) -> None:
+    # Documented limitation of the development-only backend; if this fails, update its docstring.
     _redis_answers_outside()
-    result = await SubprocessSandbox(workspace).run(CONNECT_REDIS, cwd=workspace, timeout_s=10)
+    result = await UnsafeSubprocessSandbox(workspace).run(
+        CONNECT_REDIS, cwd=workspace, timeout_s=10
+    )
     assert result.ok and "CONNECTED" in result.stdout
 
 
@@ -318,7 +298,12 @@ async def test_bwrap_hides_credential_files_and_directories(
     (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY hunter1\n")
     (home / ".netrc").write_text("machine github.com password hunter2\n")
     (home / "toolchain.txt").write_text("visible\n")
-    sandbox = BubblewrapSandbox(workspace, hidden_paths=[home / ".ssh", home / ".netrc"])
+    # The home is shown as a toolchain directory (readable by others, as a toolchain must be for
+    # an unprivileged command); the credential stores in it stay hidden.
+    home.chmod(0o755)
+    sandbox = BubblewrapSandbox(
+        workspace, hidden_paths=[home / ".ssh", home / ".netrc"], toolchains=[home]
+    )
     result = await sandbox.run(
         f"ls -A {home}/.ssh; cat {home}/.netrc {home}/toolchain.txt", cwd=workspace
     )
@@ -338,9 +323,9 @@ async def test_exit_code_and_streams_are_reported_separately(
     assert result.duration_s >= 0
 
 
-@pytest.mark.parametrize("backend", [BubblewrapSandbox, SubprocessSandbox])
+@pytest.mark.parametrize("backend", [BubblewrapSandbox, UnsafeSubprocessSandbox])
 async def test_long_output_keeps_head_and_tail(
-    backend: type[BubblewrapSandbox | SubprocessSandbox], workspace: Path
+    backend: type[BubblewrapSandbox | UnsafeSubprocessSandbox], workspace: Path
 ) -> None:
     sandbox = backend(workspace, output_limit=1_000)
     result = await sandbox.run(
@@ -356,12 +341,12 @@ async def test_long_output_keeps_head_and_tail(
     ("backend", "use_prlimit"),
     [
         pytest.param(BubblewrapSandbox, True, id="bwrap-prlimit"),
-        pytest.param(SubprocessSandbox, True, id="subprocess-prlimit"),
-        pytest.param(SubprocessSandbox, False, id="subprocess-preexec"),
+        pytest.param(UnsafeSubprocessSandbox, True, id="subprocess-prlimit"),
+        pytest.param(UnsafeSubprocessSandbox, False, id="subprocess-preexec"),
     ],
 )
 async def test_memory_limit_stops_a_large_allocation(
-    backend: type[BubblewrapSandbox | SubprocessSandbox], use_prlimit: bool, workspace: Path
+    backend: type[BubblewrapSandbox | UnsafeSubprocessSandbox], use_prlimit: bool, workspace: Path
 ) -> None:
     limits = ResourceLimits(memory_mb=256)
     if not use_prlimit:
@@ -386,18 +371,18 @@ async def test_file_size_limit_stops_a_runaway_write(workspace: Path) -> None:
 
 async def test_cwd_outside_the_workspace_is_rejected(workspace: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="outside the sandbox workspace"):
-        await SubprocessSandbox(workspace).run("true", cwd=tmp_path)
+        await UnsafeSubprocessSandbox(workspace).run("true", cwd=tmp_path)
 
 
-async def test_make_sandbox_local_picks_bwrap_and_logs_it(
+async def test_make_sandbox_bwrap_logs_its_choice(
     workspace: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     _bwrap(workspace)
     with caplog.at_level(logging.INFO, logger="agents.sandbox.factory"):
-        sandbox = make_sandbox("local", workspace_root=workspace, memory_mb=512, pids=64)
+        sandbox = make_sandbox("bwrap", workspace_root=workspace, memory_mb=512, pids=64)
     assert sandbox.name == "bwrap"
     assert [r.getMessage() for r in caplog.records if "sandbox backend:" in r.getMessage()] == [
-        f"sandbox backend: bwrap (workspace {workspace.resolve()})"
+        "sandbox backend: bwrap"
     ]
     result = await sandbox.run(CONNECT_REDIS, cwd=workspace, timeout_s=10)
     assert result.exit_code != 0
@@ -414,12 +399,12 @@ def _docker_answers() -> bool:
     return True
 
 
-def test_make_sandbox_auto_falls_back_to_local_without_docker(
+def test_make_sandbox_auto_falls_back_to_bwrap_without_docker(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Whether or not an engine runs here, this one does not answer.
     monkeypatch.setenv("DOCKER_HOST", f"unix://{workspace}/no-docker.sock")
-    assert make_sandbox("auto", workspace_root=workspace).name in ("bwrap", "unshare", "subprocess")
+    assert make_sandbox("auto", workspace_root=workspace).name == "bwrap"
     with pytest.raises(SandboxUnavailable, match="no Docker engine answers"):
         make_sandbox("docker", workspace_root=workspace)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.sandbox import BubblewrapSandbox, CommandResult, Sandbox, SubprocessSandbox
+from agents.sandbox import BubblewrapSandbox, CommandResult, Sandbox, UnsafeSubprocessSandbox
 from agents.tools import TOOL_NAMES, CoderTools, ToolResult
 
 PARSER_PY = """\
@@ -47,7 +47,16 @@ func NewServer() *Server { return &Server{} }
 
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        [
+            "git",
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            *args,
+        ],
         cwd=repo,
         check=True,
         capture_output=True,
@@ -292,7 +301,7 @@ async def test_search_without_git_uses_python_and_caps_results(tmp_path: Path) -
     (plain / "link.txt").symlink_to(tmp_path / "outside.txt")
     (plain / "many.txt").write_text("".join(f"needle {n}\n" for n in range(150)))
     (plain / "other.md").write_text("a needle here\n")
-    tools = CoderTools(plain, SubprocessSandbox(plain))
+    tools = CoderTools(plain, UnsafeSubprocessSandbox(plain))
     found = (await _ok(tools, "search", pattern=r"needle \d+$")).splitlines()
     assert found[0] == "many.txt:1: needle 0"
     assert len(found) == 101 and found[-1].startswith("[more than 100 matches")
@@ -349,7 +358,7 @@ async def test_run_command_caps_timeout_and_uses_the_workdir(repo: Path) -> None
 
 
 async def test_run_command_keeps_head_and_tail_of_long_output(repo: Path) -> None:
-    tools = CoderTools(repo, SubprocessSandbox(repo), command_output_chars=200)
+    tools = CoderTools(repo, UnsafeSubprocessSandbox(repo), command_output_chars=200)
     output = await _ok(
         tools, "run_command", command="echo FIRST; seq 1 5000; echo LAST", timeout_s=10
     )

@@ -31,6 +31,9 @@ class CommandResult:
     duration_s: float
     timed_out: bool
     truncated: bool
+    # A sandbox limit the command ran into (disk quota, memory, processes, file size), in words;
+    # the same words end its stderr, so every reader of the output sees them.
+    limit: str | None = None
 
     @property
     def ok(self) -> bool:

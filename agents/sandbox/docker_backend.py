@@ -16,6 +16,10 @@ from docker.errors import APIError, NotFound
 
 from agents.sandbox.base import CommandResult, SandboxUnavailable, command_env, confined_cwd
 from agents.sandbox.capture import BoundedOutput
+from agents.sandbox.identity import UidRange, bot_is_root, hand_over
+from agents.sandbox.process import OUT_OF_PROCESSES as _OUT_OF_PROCESSES
+from agents.sandbox.process import with_limit
+from agents.sandbox.quota import DiskQuota, QuotaWatch
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -31,10 +35,12 @@ class DockerSandbox:
     """Runs each command in a fresh container from `image` with the workspace bind-mounted.
 
     The container has no network (`network_mode="none"`), a read-only root filesystem with a tmpfs
-    /tmp, no capabilities, no-new-privileges, memory/CPU/PID limits, and only the environment the
-    caller passes. The workspace is mounted at its host path so paths mean the same inside and out.
-    It runs as the workspace owner's uid:gid, so files it writes belong to the bot; when the
-    workspace is owned by root it runs as the image's user (root, but without capabilities).
+    /tmp, no capabilities, no-new-privileges, memory/CPU/PID limits (a pids cgroup, which holds
+    for every uid), a disk quota on the work tree (agents.sandbox.quota), and only the
+    environment the caller passes. The work tree is mounted at its host path so paths mean the
+    same inside and out, and the workspace's git directory beside it read-only. It never runs
+    as root: as the bot's own uid when the bot is not root, else as the workspace's own
+    unprivileged uid (agents.sandbox.identity), the work tree handed to it first.
 
     A setup step (`network=True`) runs the same way, except on `setup_network` (a Docker
     network mode such as "bridge" or "host", or a network's name). If the engine refuses it,
@@ -49,25 +55,33 @@ class DockerSandbox:
         client: DockerClient,
         workspace_root: Path,
         *,
+        git_dir: Path | None = None,
         image: str = DEFAULT_DOCKER_IMAGE,
         memory_mb: int = 2048,
         cpus: float = 1.0,
         pids: int = 256,
         output_limit: int = 64_000,
         tmp_size_mb: int = 512,
+        quota: DiskQuota | None = None,
+        uids: UidRange | None = None,
         setup_network: str = DEFAULT_SETUP_NETWORK,
     ) -> None:
         if setup_network in ("", "none"):
             raise ValueError("setup_network must be a network mode other than 'none'")
         self.client = client
         self.workspace_root = workspace_root.resolve()
+        self.git_dir = git_dir.resolve() if git_dir is not None else None
         self.image = image
         self.memory_mb = memory_mb
         self.cpus = cpus
         self.pids = pids
         self.output_limit = output_limit
         self.tmp_size_mb = tmp_size_mb
+        self.quota = quota or DiskQuota()
         self.setup_network = setup_network
+        root = bot_is_root()
+        self.uid = (uids or UidRange()).for_workspace(self.workspace_root) if root else os.getuid()
+        self.gid = self.uid if root else os.getgid()
 
     async def run(
         self,
@@ -81,6 +95,10 @@ class DockerSandbox:
         workdir = confined_cwd(self.workspace_root, cwd)
         child_env = command_env(env)
         network_mode = self.setup_network if network else "none"
+        if self.uid != os.getuid():
+            await asyncio.to_thread(hand_over, self.workspace_root, self.uid)
+        quota = QuotaWatch(self.workspace_root, self.quota)
+        await quota.baseline()
         started = time.monotonic()
         with _network_refusal(network_mode, setup=network):
             container = await asyncio.to_thread(
@@ -90,20 +108,43 @@ class DockerSandbox:
             # An engine checks the network only here: an unknown one fails the start with 404.
             with _network_refusal(network_mode, setup=network):
                 await asyncio.to_thread(container.start)
-            exit_code, timed_out = await asyncio.to_thread(self._wait, container, timeout_s)
+            exit_code, timed_out = await self._wait_within_quota(container, timeout_s, quota)
             stdout, stderr = await asyncio.to_thread(self._collect_logs, container)
+            oom_killed = await asyncio.to_thread(_oom_killed, container)
         finally:
             # Also on cancellation: the container must not outlive the agent that started it.
             await asyncio.shield(asyncio.to_thread(self._dispose, container))
+        limit = quota.exceeded or self._limit_hit(exit_code, stderr.text(), oom_killed)
         return CommandResult(
             command=command,
             exit_code=exit_code,
             stdout=stdout.text(),
-            stderr=stderr.text(),
+            stderr=with_limit(stderr.text(), limit),
             duration_s=time.monotonic() - started,
             timed_out=timed_out,
             truncated=stdout.truncated or stderr.truncated,
+            limit=limit,
         )
+
+    async def _wait_within_quota(
+        self, container: Container, timeout_s: float, quota: QuotaWatch
+    ) -> tuple[int, bool]:
+        waiting = asyncio.ensure_future(asyncio.to_thread(self._wait, container, timeout_s))
+        watching = asyncio.ensure_future(quota.run())
+        try:
+            await asyncio.wait({waiting, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if watching.done() and not waiting.done():
+                await asyncio.to_thread(container.kill)
+        finally:
+            watching.cancel()
+        return await waiting
+
+    def _limit_hit(self, exit_code: int, stderr: str, oom_killed: bool) -> str | None:
+        if oom_killed or (exit_code != 0 and "MemoryError" in stderr):
+            return f"the command ran out of the sandbox's memory limit ({self.memory_mb:,} MB)"
+        if exit_code != 0 and any(sign in stderr for sign in _OUT_OF_PROCESSES):
+            return f"the command reached the sandbox's process limit ({self.pids} processes)"
+        return None
 
     def _create(
         self, command: str, workdir: Path, env: Mapping[str, str], network_mode: str
@@ -121,14 +162,19 @@ class DockerSandbox:
             "security_opt": ["no-new-privileges"],
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,size={self.tmp_size_mb}m,mode=1777"},
-            "volumes": {str(self.workspace_root): {"bind": str(self.workspace_root), "mode": "rw"}},
+            "volumes": self._volumes(),
             "labels": {"agent-factory.sandbox": "1"},
+            "user": f"{self.uid}:{self.gid}",
             "detach": True,
         }
-        owner = os.stat(self.workspace_root)
-        if owner.st_uid != 0:
-            options["user"] = f"{owner.st_uid}:{owner.st_gid}"
         return self.client.containers.create(self.image, **options)
+
+    def _volumes(self) -> dict[str, dict[str, str]]:
+        work_tree = str(self.workspace_root)
+        volumes = {work_tree: {"bind": work_tree, "mode": "rw"}}
+        if self.git_dir is not None:
+            volumes[str(self.git_dir)] = {"bind": str(self.git_dir), "mode": "ro"}
+        return volumes
 
     @staticmethod
     def _wait(container: Container, timeout_s: float) -> tuple[int, bool]:
@@ -151,6 +197,13 @@ class DockerSandbox:
     def _dispose(container: Container) -> None:
         with contextlib.suppress(NotFound):
             container.remove(force=True)
+
+
+def _oom_killed(container: Container) -> bool:
+    with contextlib.suppress(NotFound, APIError):
+        container.reload()
+        return bool(container.attrs.get("State", {}).get("OOMKilled"))
+    return False
 
 
 @contextlib.contextmanager

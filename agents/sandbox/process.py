@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agents.sandbox.base import CommandResult
 from agents.sandbox.capture import BoundedOutput, pump
+from agents.sandbox.quota import QuotaWatch
 
 # After the command ends or is killed, how long to wait for its pipes to close. A process that
 # escaped the kill (only possible in the weakest backend) could hold them open forever.
@@ -32,13 +33,23 @@ _PRLIMIT_OPTIONS = {
 
 PreExec = Callable[[], None]
 
+_FILE_TOO_LARGE = "File too large"
+_OUT_OF_MEMORY = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
+OUT_OF_PROCESSES = (
+    "Resource temporarily unavailable",
+    "fork: retry",
+    "BlockingIOError: [Errno 11]",
+    "can't fork",
+    "Cannot fork",
+)
+
 
 @dataclass(frozen=True)
 class ResourceLimits:
     """Per-process rlimits applied to the sandbox's first process and inherited by its children.
 
     RLIMIT_NPROC counts every process of the real user id, and the kernel does not enforce it for
-    root in the initial user namespace: it bounds fork bombs only when the bot is a normal user.
+    root: the sandboxes therefore never run a command as root (see agents.sandbox.identity).
     """
 
     memory_mb: int = 2048
@@ -65,6 +76,22 @@ class ResourceLimits:
             capped[which] = value if hard == resource.RLIM_INFINITY else min(value, hard)
         return capped
 
+    def explain(self, exit_code: int, output: str) -> str | None:
+        """The limit a failed command most likely ran into, from how it failed; None if none.
+
+        Programs report an exhausted rlimit in their own words, on either stream (test runners
+        print to stdout); these are the common ones.
+        """
+        if exit_code == 0:
+            return None
+        if exit_code == 128 + signal.SIGXFSZ or _FILE_TOO_LARGE in output:
+            return f"a file reached the sandbox's file-size limit ({self.file_size_mb:,} MB)"
+        if any(sign in output for sign in _OUT_OF_MEMORY):
+            return f"the command ran out of the sandbox's memory limit ({self.memory_mb:,} MB)"
+        if any(sign in output for sign in OUT_OF_PROCESSES):
+            return f"the command reached the sandbox's process limit ({self.nproc} processes)"
+        return None
+
     def wrap(self, argv: Sequence[str], cpu_seconds: int) -> tuple[list[str], PreExec | None]:
         """argv behind prlimit, or argv unchanged plus a preexec_fn when prlimit is missing."""
         values = self.values(cpu_seconds)
@@ -88,14 +115,18 @@ async def run_argv(
     timeout_s: float,
     limits: ResourceLimits,
     output_limit: int,
+    quota: QuotaWatch | None = None,
 ) -> CommandResult:
-    """Run argv in its own session; on timeout or cancellation kill its whole process tree."""
+    """Run argv in its own session; on timeout, a passed disk quota or cancellation kill its
+    whole process tree."""
     stdout, stderr = BoundedOutput(output_limit), BoundedOutput(output_limit)
     started = time.monotonic()
     # CPU time is a backstop for the wall clock: even if the kill below failed, a spinning process
     # would be stopped by the kernel shortly after its deadline.
     cpu_seconds = max(1, math.ceil(timeout_s) + 1)
     limited_argv, preexec = limits.wrap(argv, cpu_seconds)
+    if quota is not None:
+        await quota.baseline()
     proc = await asyncio.create_subprocess_exec(
         *limited_argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -112,11 +143,19 @@ async def run_argv(
         asyncio.create_task(pump(proc.stderr, stderr)),
     ]
     timed_out = False
+    exited = asyncio.create_task(_leader_exit(proc))
+    watcher = asyncio.create_task(quota.run()) if quota is not None else None
     try:
-        await asyncio.wait_for(_leader_exit(proc), timeout=timeout_s)
-    except TimeoutError:
-        timed_out = True
+        done, _ = await asyncio.wait(
+            {exited, *([watcher] if watcher else [])},
+            timeout=timeout_s,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        timed_out = not done
     finally:
+        for task in (exited, watcher):
+            if task is not None and not task.done():
+                task.cancel()
         # Runs on normal exit too: background children left in the group are killed, and on
         # cancellation the command does not outlive the agent that started it.
         kill_process_tree(proc.pid)
@@ -124,15 +163,28 @@ async def run_argv(
             await proc.wait()
         else:
             await asyncio.wait_for(_leader_exit(proc), timeout=_DRAIN_GRACE_S)
+    exit_code = _exit_code(proc.returncode)
+    limit = quota.exceeded if quota is not None else None
+    if limit is None and not timed_out:
+        limit = limits.explain(exit_code, stdout.text() + stderr.text())
     return CommandResult(
         command=command,
-        exit_code=_exit_code(proc.returncode),
+        exit_code=exit_code,
         stdout=stdout.text(),
-        stderr=stderr.text(),
+        stderr=with_limit(stderr.text(), limit),
         duration_s=time.monotonic() - started,
         timed_out=timed_out,
         truncated=stdout.truncated or stderr.truncated,
+        limit=limit,
     )
+
+
+def with_limit(stderr: str, limit: str | None) -> str:
+    """stderr with the sandbox's own line about a limit appended (models and people read both)."""
+    if limit is None:
+        return stderr
+    separator = "" if not stderr or stderr.endswith("\n") else "\n"
+    return f"{stderr}{separator}[sandbox] {limit}\n"
 
 
 async def _leader_exit(proc: asyncio.subprocess.Process) -> None:

@@ -451,6 +451,10 @@ class EgressProxy:
             await self._serve(reader, writer)
         except (ConnectionError, OSError, asyncio.IncompleteReadError, _Idle, _BudgetSpent):
             pass
+        except asyncio.CancelledError:
+            # close() ends open connections so; the server's own done-callback would log a
+            # task that ends cancelled as an error.
+            pass
         finally:
             self._handlers.discard(task)
             self._tasks.discard(task)

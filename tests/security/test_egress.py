@@ -90,8 +90,17 @@ try:
         conn = socket.create_connection((host, port), timeout=5)
         leftover = b""
     conn.sendall(b"PING\r\n")
-    conn.settimeout(5)
-    print("CONNECTED", (leftover + conn.recv(200)).decode(errors="replace").strip())
+    conn.settimeout(2)
+    reply = leftover
+    try:
+        while b"PING" not in reply and b"PONG" not in reply and len(reply) < 4096:
+            more = conn.recv(4096)
+            if not more:
+                break
+            reply += more
+    except TimeoutError:
+        pass
+    print("CONNECTED", reply.decode(errors="replace").strip())
 except OSError as exc:
     print("FAILED", exc)
     sys.exit(4)

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from agents.sandbox import SandboxOptions, SandboxProvider
-from agents.sandbox.egress_policy import EgressPolicy
+from agents.sandbox.egress_gateway import EgressAllowList
 from agents.sandbox.identity import UidRange
 from agents.sandbox.mounts import sqlite_files
 from agents.sandbox.quota import DiskQuota
@@ -50,7 +50,7 @@ def sandbox_options(settings: Settings) -> SandboxOptions:
         hidden_paths=[*bot_state_paths(settings), *settings.sandbox_hidden_paths],
         toolchains=settings.sandbox_toolchains,
         uids=UidRange(base=settings.sandbox_uid_base),
-        egress=EgressPolicy().extended(
+        egress=EgressAllowList().extended(
             tuple(settings.sandbox_setup_allow), tuple(settings.sandbox_setup_allow_private)
         ),
         docker_setup_network=settings.sandbox_setup_network,

@@ -26,6 +26,7 @@ from agents.sandbox import (
     UnsafeSubprocessSandbox,
     make_sandbox,
 )
+from agents.sandbox.egress_gateway import EgressAllowList
 
 REDIS = ("127.0.0.1", 6379)
 POSTGRES_SOCKET = Path("/run/postgresql/.s.PGSQL.5432")
@@ -100,17 +101,40 @@ async def test_isolating_backends_refuse_network(factory: LocalFactory, workspac
     assert "Connection refused" in result.stderr or "unreachable" in result.stderr
 
 
-@pytest.mark.parametrize("factory", ISOLATING)
-async def test_setup_steps_reach_the_network_other_commands_still_do_not(
-    factory: LocalFactory, workspace: Path
+async def test_setup_steps_reach_allowed_hosts_through_the_proxy_and_nothing_else(
+    workspace: Path,
 ) -> None:
-    _redis_answers_outside()
-    sandbox = factory(workspace)
-    setup = await sandbox.run(CONNECT_REDIS, cwd=workspace, timeout_s=10, network=True)
-    assert setup.ok and "CONNECTED" in setup.stdout, setup.stderr
-    # Asking for the network once changes nothing for the commands that follow.
-    after = await sandbox.run(CONNECT_REDIS, cwd=workspace, timeout_s=10)
-    assert after.exit_code != 0 and "CONNECTED" not in after.stdout
+    """A setup step fetches from an allowed (here: an operator-listed private) server through
+    the egress proxy; the host's Redis stays out of reach, and later commands get nothing."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nHELLO")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    fetch = (
+        f'{sys.executable} -c "import urllib.request; '
+        f"print(urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=5).read().decode())\""
+    )
+    try:
+        sandbox = BubblewrapSandbox(
+            workspace, egress=EgressAllowList(allow=(), allow_private=(f"127.0.0.1:{port}",))
+        )
+        if not sandbox.probe():
+            pytest.skip("bubblewrap does not run on this host")
+        setup = await sandbox.run(
+            f"{fetch}; {CONNECT_REDIS}", cwd=workspace, timeout_s=30, network=True
+        )
+        assert "HELLO" in setup.stdout, setup
+        assert "CONNECTED" not in setup.stdout
+        after = await sandbox.run(fetch, cwd=workspace, timeout_s=30)
+        assert after.exit_code != 0 and "HELLO" not in after.stdout
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize("factory", ALL_LOCAL)
@@ -518,23 +542,44 @@ async def test_docker_setup_steps_use_the_setup_network_and_stay_scrubbed(
     assert _sandbox_containers(sandbox) == []
 
 
-async def test_docker_setup_steps_default_to_the_bridge_network(
+async def test_docker_setup_steps_default_to_the_egress_proxy(
     docker_sandbox: DockerSandbox, workspace: Path
 ) -> None:
-    assert docker_sandbox.setup_network == "bridge"
-    interfaces = "ls /sys/class/net"
-    offline = await docker_sandbox.run(interfaces, cwd=workspace, timeout_s=30)
-    assert offline.ok and offline.stdout.split() == ["lo"]
+    """By default a setup step's container has no network either: it reaches an allowed server
+    through the bot's egress proxy (here an operator-listed private one), not the host's Redis."""
+    assert docker_sandbox.setup_network == "egress"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nHELLO")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sandbox = DockerSandbox(
+        docker_sandbox.client,
+        workspace,
+        image=docker_sandbox.image,
+        egress=EgressAllowList(allow=(), allow_private=(f"127.0.0.1:{port}",)),
+    )
+    fetch = (
+        'python3 -c "import urllib.request; '
+        f"print(urllib.request.urlopen('http://127.0.0.1:{port}/', timeout=5).read().decode())\""
+    )
     try:
-        setup = await docker_sandbox.run(interfaces, cwd=workspace, timeout_s=30, network=True)
-    except SandboxUnavailable as exc:
-        pytest.skip(f"the engine refuses network mode 'bridge': {exc}")
-    assert setup.ok, setup.stderr
-    assert _sandbox_containers(docker_sandbox) == []
-    if setup.stdout.split() == ["lo"]:
-        # CI's engine runs with --bridge=none: it accepts the mode and attaches nothing.
-        pytest.skip("the engine has no bridge network: a 'bridge' container gets only loopback")
-    assert set(setup.stdout.split()) - {"lo"}, setup.stdout
+        setup = await sandbox.run(
+            f"ls /sys/class/net; {fetch}; {_CONNECT_REDIS_IN_IMAGE}",
+            cwd=workspace,
+            timeout_s=60,
+            network=True,
+        )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "HELLO" in setup.stdout, setup
+    assert setup.stdout.split()[0] == "lo" and "CONNECTED" not in setup.stdout
+    assert _sandbox_containers(sandbox) == []
 
 
 async def test_docker_refusing_the_setup_network_says_so(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,7 @@ from docker.errors import APIError, NotFound
 
 from agents.sandbox.base import CommandResult, SandboxUnavailable, command_env, confined_cwd
 from agents.sandbox.capture import BoundedOutput
+from agents.sandbox.egress_gateway import EgressAllowList, egress_for
 from agents.sandbox.identity import UidRange, bot_is_root, hand_over
 from agents.sandbox.process import OUT_OF_PROCESSES as _OUT_OF_PROCESSES
 from agents.sandbox.process import with_limit
@@ -26,8 +29,10 @@ if TYPE_CHECKING:
     from docker.models.containers import Container
 
 DEFAULT_DOCKER_IMAGE = "python:3.11-slim"
-# Setup steps (`network=True`) get the engine's default network; everything else gets none.
-DEFAULT_SETUP_NETWORK = "bridge"
+# Setup steps (`network=True`) reach the registries through the bot's egress proxy, like every
+# other command without a network of their own; any other value names a Docker network instead.
+EGRESS = "egress"
+DEFAULT_SETUP_NETWORK = EGRESS
 _KILLED_EXIT_CODE = 137
 
 
@@ -42,10 +47,12 @@ class DockerSandbox:
     as root: as the bot's own uid when the bot is not root, else as the workspace's own
     unprivileged uid (agents.sandbox.identity), the work tree handed to it first.
 
-    A setup step (`network=True`) runs the same way, except on `setup_network` (a Docker
-    network mode such as "bridge" or "host", or a network's name). If the engine refuses it,
-    run raises SandboxUnavailable saying so. An engine started with `--bridge=none` accepts
-    "bridge" but attaches nothing, so setup steps there run offline: give it another network.
+    A setup step (`network=True`) runs the same way. With `setup_network="egress"` (the
+    default) it still has no network: the image's `python3` runs the egress forwarder and the
+    step reaches the allowed registries through the bot's proxy (agents.sandbox.egress), never a
+    loopback, private or metadata address. Any other value is a Docker network mode or name the
+    operator chose instead ("bridge", "host", a network of theirs), which filters nothing; if the
+    engine refuses it, run raises SandboxUnavailable saying so.
     """
 
     name = "docker"
@@ -65,6 +72,8 @@ class DockerSandbox:
         quota: DiskQuota | None = None,
         uids: UidRange | None = None,
         setup_network: str = DEFAULT_SETUP_NETWORK,
+        egress: EgressAllowList | None = None,
+        egress_python: str = "python3",
     ) -> None:
         if setup_network in ("", "none"):
             raise ValueError("setup_network must be a network mode other than 'none'")
@@ -79,6 +88,8 @@ class DockerSandbox:
         self.tmp_size_mb = tmp_size_mb
         self.quota = quota or DiskQuota()
         self.setup_network = setup_network
+        self.egress = egress or EgressAllowList()
+        self.egress_python = egress_python
         root = bot_is_root()
         self.uid = (uids or UidRange()).for_workspace(self.workspace_root) if root else os.getuid()
         self.gid = self.uid if root else os.getgid()
@@ -92,9 +103,44 @@ class DockerSandbox:
         env: Mapping[str, str] | None = None,
         network: bool = False,
     ) -> CommandResult:
+        if not (network and self.setup_network == EGRESS):
+            network_mode = self.setup_network if network else "none"
+            return await self._run(command, cwd, timeout_s, env, network_mode, setup=network)
+        async with contextlib.AsyncExitStack() as stack:
+            socket_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="egress-")))
+            root_uid = self.uid if self.uid != os.getuid() else None
+            gateway = await stack.enter_async_context(
+                egress_for(self.egress, socket_dir, uid=root_uid)
+            )
+            result = await self._run(
+                gateway.wrap(command, python=self.egress_python),
+                cwd,
+                timeout_s,
+                {**(env or {}), **gateway.environment()},
+                "none",
+                setup=True,
+                volumes={str(socket_dir): {"bind": str(socket_dir), "mode": "ro"}},
+            )
+            refused = gateway.refusals()
+        if refused:
+            note = "the egress proxy refused: " + "; ".join(refused[:10])
+            result = replace(result, stderr=with_limit(result.stderr, note))
+        return replace(result, command=command)
+
+    async def _run(
+        self,
+        command: str,
+        cwd: Path,
+        timeout_s: float,
+        env: Mapping[str, str] | None,
+        network_mode: str,
+        *,
+        setup: bool,
+        volumes: Mapping[str, dict[str, str]] | None = None,
+    ) -> CommandResult:
+        network = setup
         workdir = confined_cwd(self.workspace_root, cwd)
         child_env = command_env(env)
-        network_mode = self.setup_network if network else "none"
         if self.uid != os.getuid():
             await asyncio.to_thread(hand_over, self.workspace_root, self.uid)
         quota = QuotaWatch(self.workspace_root, self.quota)
@@ -102,7 +148,7 @@ class DockerSandbox:
         started = time.monotonic()
         with _network_refusal(network_mode, setup=network):
             container = await asyncio.to_thread(
-                self._create, command, workdir, child_env, network_mode
+                self._create, command, workdir, child_env, network_mode, volumes or {}
             )
         try:
             # An engine checks the network only here: an unknown one fails the start with 404.
@@ -147,7 +193,12 @@ class DockerSandbox:
         return None
 
     def _create(
-        self, command: str, workdir: Path, env: Mapping[str, str], network_mode: str
+        self,
+        command: str,
+        workdir: Path,
+        env: Mapping[str, str],
+        network_mode: str,
+        volumes: Mapping[str, dict[str, str]],
     ) -> Container:
         options: dict[str, Any] = {
             "command": ["sh", "-c", command],
@@ -162,7 +213,7 @@ class DockerSandbox:
             "security_opt": ["no-new-privileges"],
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,size={self.tmp_size_mb}m,mode=1777"},
-            "volumes": self._volumes(),
+            "volumes": {**self._volumes(), **volumes},
             "labels": {"agent-factory.sandbox": "1"},
             "user": f"{self.uid}:{self.gid}",
             "detach": True,

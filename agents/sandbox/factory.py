@@ -22,7 +22,7 @@ from agents.sandbox.docker_backend import (
     DEFAULT_SETUP_NETWORK,
     DockerSandbox,
 )
-from agents.sandbox.egress_policy import EgressPolicy
+from agents.sandbox.egress_gateway import EgressAllowList
 from agents.sandbox.identity import UidRange
 from agents.sandbox.local import BubblewrapSandbox, UnsafeSubprocessSandbox
 from agents.sandbox.process import ResourceLimits
@@ -62,7 +62,7 @@ class SandboxOptions:
     hidden_paths: Sequence[Path] = ()
     toolchains: Sequence[Path] = ()
     uids: UidRange = field(default_factory=UidRange)
-    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    egress: EgressAllowList = field(default_factory=EgressAllowList)
     docker_setup_network: str = DEFAULT_SETUP_NETWORK
 
     def __post_init__(self) -> None:
@@ -141,6 +141,7 @@ class SandboxProvider:
                 quota=o.quota,
                 uids=o.uids,
                 setup_network=o.docker_setup_network,
+                egress=o.egress,
             )
         if name == "bwrap":
             return BubblewrapSandbox(

@@ -20,7 +20,7 @@ from agents.sandbox.base import (
     command_env,
     confined_cwd,
 )
-from agents.sandbox.egress_policy import EgressPolicy, egress_for
+from agents.sandbox.egress_gateway import EgressAllowList, egress_for
 from agents.sandbox.identity import UidRange, bot_is_root, hand_over
 from agents.sandbox.mounts import (
     Mount,
@@ -186,7 +186,7 @@ class BubblewrapSandbox(_LocalSandbox):
         tmp_mb: int = 1024,
         quota: DiskQuota | None = None,
         uids: UidRange | None = None,
-        egress: EgressPolicy | None = None,
+        egress: EgressAllowList | None = None,
         bwrap_path: str | None = None,
         setpriv_path: str | None = None,
     ) -> None:
@@ -199,7 +199,7 @@ class BubblewrapSandbox(_LocalSandbox):
         self.hidden_paths = merged_hidden_paths(hidden_paths)
         self.mounts: list[Mount] = system_mounts(toolchains)
         self.tmp_mb = tmp_mb
-        self.egress = egress or EgressPolicy()
+        self.egress = egress or EgressAllowList()
         # When the bot is root, the uid the command drops to; None: the bot's own (non-root) uid.
         self.uid = (
             (uids or UidRange()).for_workspace(self.workspace_root) if bot_is_root() else None

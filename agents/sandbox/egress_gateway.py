@@ -13,45 +13,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from agents.sandbox import egress
-
-# The port the forwarder listens on inside the sandbox's own network namespace.
-FORWARDER_PORT = 3128
-
-# The public package registries (and where their files are served from). `*.x` matches any
-# subdomain of x. Operators add hosts with FACTORY_SANDBOX_SETUP_ALLOW.
-DEFAULT_ALLOW: tuple[str, ...] = (
-    "pypi.org",
-    "files.pythonhosted.org",
-    "registry.npmjs.org",
-    "registry.yarnpkg.com",
-    "github.com",
-    "codeload.github.com",
-    "objects.githubusercontent.com",
-    "crates.io",
-    "index.crates.io",
-    "static.crates.io",
-    "proxy.golang.org",
-    "sum.golang.org",
-    "rubygems.org",
-    "repo.maven.apache.org",
-    "repo1.maven.org",
-)
+from agents.sandbox import egress
+from agents.sandbox.egress_forwarder import FORWARDER_PORT, proxy_environment, wrap_command
 
 
 @dataclass(frozen=True, slots=True)
-class EgressPolicy:
+class EgressAllowList:
     """Hosts setup steps may reach: the package registries, plus what the operator adds."""
 
-    allow: tuple[str, ...] = DEFAULT_ALLOW
+    allow: tuple[str, ...] = egress.DEFAULT_ALLOW
     # `host[:port]` entries reached even at a private address (an internal package mirror).
     allow_private: tuple[str, ...] = ()
 
-    def extended(self, allow: tuple[str, ...], allow_private: tuple[str, ...]) -> EgressPolicy:
-        return EgressPolicy(
+    def extended(self, allow: tuple[str, ...], allow_private: tuple[str, ...]) -> EgressAllowList:
+        return EgressAllowList(
             tuple(dict.fromkeys((*self.allow, *allow))),
             tuple(dict.fromkeys((*self.allow_private, *allow_private))),
         )
@@ -66,28 +42,22 @@ class Gateway:
 
     def binds(self) -> list[str]:
         """bwrap arguments showing the socket's directory (only the socket is in it)."""
-        directory = str(self.socket_path.parent)
+        directory = self.socket_path.parent
+        # The sandbox's /tmp exists already (a tmpfs); elsewhere the way there must be open.
+        parent = [] if directory.parent == Path("/tmp") else ["--perms", "0755", "--dir"]
         return [
-            "--perms",
-            "0755",
-            "--dir",
-            str(self.socket_path.parent.parent),
+            *parent,
+            *([str(directory.parent)] if parent else []),
             "--ro-bind",
-            directory,
-            directory,
+            str(directory),
+            str(directory),
         ]
 
     def environment(self) -> dict[str, str]:
-        from agents.sandbox import egress
-
-        return egress.proxy_environment(FORWARDER_PORT)
+        return proxy_environment(FORWARDER_PORT)
 
     def wrap(self, command: str, *, python: str) -> str:
-        from agents.sandbox import egress
-
-        return egress.wrap_command(
-            command, python=python, socket_path=self.socket_path, port=FORWARDER_PORT
-        )
+        return wrap_command(command, python=python, socket_path=self.socket_path)
 
     def refusals(self) -> list[str]:
         return [f"{r.destination} ({r.reason})" for r in self._proxy.refusals]
@@ -95,11 +65,9 @@ class Gateway:
 
 @asynccontextmanager
 async def egress_for(
-    policy: EgressPolicy, socket_dir: Path, *, uid: int | None
+    policy: EgressAllowList, socket_dir: Path, *, uid: int | None
 ) -> AsyncIterator[Gateway]:
     """Run a proxy for one setup command; `uid` (the sandbox's, when not ours) may connect."""
-    from agents.sandbox import egress
-
     socket_path = socket_dir / "egress.sock"
     async with egress.EgressProxy(
         socket_path, allow=policy.allow, allow_private=policy.allow_private

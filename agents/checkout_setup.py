@@ -17,6 +17,7 @@ from agents.sandbox import CommandResult, Sandbox, SandboxUnavailable
 from agents.untrusted import sanitize
 from agents.workspace import Workspace
 from bot.github.errors import scrub
+from knowledge.hardened_git import checkout_git_dir
 
 # What commands leave in a work tree (bytecode, test and linter caches, installed packages).
 # A repository's own .gitignore may not list them, and `commit_all` stages everything, so without
@@ -42,13 +43,22 @@ _SETUP_OUTPUT_TAIL = 3000
 _SETUP_LINE_LIMIT = 200
 
 
-def exclude_leftovers(workdir: Path) -> None:
-    """List COMMAND_LEFTOVERS in the clone's .git/info/exclude (files already tracked stay)."""
-    _exclude(workdir, "caches commands leave behind", COMMAND_LEFTOVERS)
+def exclude_leftovers(checkout: Workspace | Path) -> None:
+    """List COMMAND_LEFTOVERS in the clone's info/exclude (files already tracked stay).
+
+    Pass the Workspace: its git dir is the one the bot's git reads. A Path is a fresh clone's
+    work tree, whose git dir is found through its ``.git``; only before any command ran there.
+    """
+    if isinstance(checkout, Workspace):
+        git_dir = checkout.git_dir
+    elif (found := checkout_git_dir(checkout)) is not None:
+        git_dir = found
+    else:
+        raise ValueError(f"{checkout} is not a git checkout")
+    _exclude(git_dir / "info" / "exclude", "caches commands leave behind", COMMAND_LEFTOVERS)
 
 
-def _exclude(workdir: Path, why: str, patterns: Sequence[str]) -> None:
-    exclude = workdir / ".git" / "info" / "exclude"
+def _exclude(exclude: Path, why: str, patterns: Sequence[str]) -> None:
     exclude.parent.mkdir(parents=True, exist_ok=True)
     existing = exclude.read_text() if exclude.is_file() else ""
     missing = [p for p in patterns if p not in existing.splitlines()]
@@ -59,7 +69,7 @@ def _exclude(workdir: Path, why: str, patterns: Sequence[str]) -> None:
 
 
 def _exclude_pattern(path: str) -> str:
-    """An .git/info/exclude line matching exactly `path` (relative to the root) and nothing else:
+    """An info/exclude line matching exactly `path` (relative to the root) and nothing else:
     anchored with `/`, glob characters and trailing spaces (which git would drop) escaped."""
     escaped = "".join(f"\\{c}" if c in "*?[\\" else c for c in path)
     stem = escaped.rstrip(" ")
@@ -67,11 +77,13 @@ def _exclude_pattern(path: str) -> str:
 
 
 async def exclude_untracked(ws: Workspace) -> None:
-    """Add every untracked, not yet ignored path to .git/info/exclude: after the setup steps,
+    """Add every untracked, not yet ignored path to info/exclude: after the setup steps,
     these are what they wrote (an egg-info, a downloaded tool), which belongs in no commit."""
     listed = await ws.git("ls-files", "--others", "--exclude-standard", "--directory", "-z")
     paths = [_exclude_pattern(p) for p in listed.split("\0") if p]
-    _exclude(ws.path, "written by the setup steps", paths)
+    # Asked of the bot's own git, which names its git dir: never the work tree's `.git`.
+    where = await ws.git("rev-parse", "--path-format=absolute", "--git-path", "info/exclude")
+    _exclude(Path(where.strip()), "written by the setup steps", paths)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,28 @@
 """A real ``git`` clone an agent works in, pushed back as the app's bot account.
 
-The installation token reaches git only through a credential helper that reads it from an
-environment variable set for that one subprocess, and only answers for the clone's own host;
-it is never written to ``.git/config``, a remote URL, a log line or an error message. The
-clone is bounded in size and each git command in time, and the directory is removed when the
-``async with`` block ends.
+Layout: ``<dir>/repo`` is the work tree (``path``) and ``<dir>/git`` the git directory
+(``git_dir``), cloned with ``--separate-git-dir``. Agents' commands run in the sandbox with only
+the work tree writable, so they may write anything there, ``.git`` included (the clone leaves a
+``gitdir:`` file in it, so git run inside the sandbox still finds the repository), but they can
+never change the git directory. Every git command here names the git dir and the work tree
+explicitly, so whatever a command leaves at ``<work tree>/.git`` is never read, and runs with
+``knowledge.hardened_git``'s settings: no hooks, no fsmonitor, no configuration but the clone's
+own (so no filter, diff or merge driver a ``.gitattributes`` could select), no submodule
+recursion, only the clone URL's protocol.
 
-Agents' commands run in the work tree, so they can edit ``.git`` too. Every git command here
-therefore runs with hooks and fsmonitor switched off, and ``.git/config`` is put back to what
-this class wrote before each command, so a planted ``insteadOf`` or credential helper cannot
-redirect the token.
+Submodules and LFS: ``.gitmodules`` is never acted on (no ``submodule update``, no fetching of
+its URLs, so an ``ext::`` or ``file://`` URL does nothing), and no LFS filter is configured, so
+LFS pointer files stay pointer files. A nested repository (``sub/.git``, a directory or a file)
+that a command creates is removed before committing, with a warning: ``git add`` would record it
+as a gitlink, and git run inside it would read its configuration.
+
+The installation token reaches git only for the commands that talk to the remote (clone,
+fetch, ls-remote, push, and a checkout, which may fetch file versions the partial clone left on
+the server): through a credential helper that reads it from an environment variable set for
+that one subprocess and answers only for the clone's own host. It is never written to the git
+directory, a remote URL, a command line, a log line or an error message. The clone is bounded in
+size and each git command in time, and the directory is removed when the ``async with`` block
+ends.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit
+
+from knowledge.hardened_git import git_argv, git_env
 
 logger = logging.getLogger(__name__)
 
@@ -45,29 +61,9 @@ _CREDENTIAL_HELPER = (
     f'test -n "$h" && test "$h" = "${_HOST_ENV}" || return 0; '
     f"printf 'username=x-access-token\\npassword=%s\\n' \"${_TOKEN_ENV}\"; }}; f"
 )
-# Settings on every git command: nothing the work tree can plant runs on the host.
-_SAFE_CONFIG = (
-    "core.hooksPath=/dev/null",
-    "core.fsmonitor=false",
-    "commit.gpgSign=false",
-    "credential.helper=",  # empty first: drops any helper configured elsewhere
-)
-_PASSED_ENV = (
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "GIT_SSL_CAINFO",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-)
+# Others (the sandbox's uid) may pass through the workspace directory to the work tree and the
+# git dir they are given, but not list it.
+_DIR_MODE = 0o711
 
 
 class GitError(Exception):
@@ -122,6 +118,25 @@ def _tree_size(path: Path) -> int:
     return total
 
 
+def _remove_nested_git(work_tree: Path) -> list[str]:
+    """Deletes every ``.git`` below the top of the work tree (any case, so ``.GIT`` too:
+    git refuses such paths); returns their relative paths. Symlinks are removed, not followed."""
+    removed: list[str] = []
+    for root, dirs, files in os.walk(work_tree):
+        top = Path(root) == work_tree
+        for name in [*dirs, *files]:
+            if name.casefold() != ".git" or (top and name == ".git"):
+                continue
+            entry = Path(root, name)
+            if stat.S_ISDIR(entry.lstat().st_mode):
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry.relative_to(work_tree).as_posix())
+        dirs[:] = [d for d in dirs if d.casefold() != ".git"]
+    return sorted(removed)
+
+
 class Workspace:
     """``async with Workspace(...) as ws: await ws.clone(); ...``; removed on exit."""
 
@@ -141,6 +156,7 @@ class Workspace:
         if parts.scheme not in ("https", "http") or parts.username or parts.password:
             raise ValueError("clone_url must be a plain http(s) URL without credentials")
         self.clone_url = clone_url
+        self._scheme = parts.scheme
         self._host = parts.netloc
         self._token = token
         self.author = author
@@ -150,19 +166,27 @@ class Workspace:
         self._local_timeout = local_timeout
         self._user_agent = user_agent
         self._dir: Path | None = None
-        self._config: bytes | None = None
         self.branch: str | None = None
 
     @property
     def path(self) -> Path:
         """The work tree (exists between ``__aenter__`` and ``__aexit__``)."""
+        return self._open_dir() / "repo"
+
+    @property
+    def git_dir(self) -> Path:
+        """The git directory: the bot's alone; a sandbox may only get it read-only."""
+        return self._open_dir() / "git"
+
+    def _open_dir(self) -> Path:
         if self._dir is None:
             raise RuntimeError("the workspace is not open; use `async with`")
-        return self._dir / "repo"
+        return self._dir
 
     async def __aenter__(self) -> Workspace:
         self._root.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="ws-", dir=self._root))
+        self._dir.chmod(_DIR_MODE)
         return self
 
     async def __aexit__(
@@ -185,15 +209,26 @@ class Workspace:
         command here needs them (``--filter=blob:none``)."""
         options = ["--filter=blob:none"] if partial else []
         await self._run(
-            ("clone", *options, "--no-tags", "--quiet", self.clone_url, str(self.path)),
+            (
+                "clone",
+                f"--separate-git-dir={self.git_dir}",
+                "--template=",  # no sample hooks or other files from the host's templates
+                *options,
+                "--no-tags",
+                "--quiet",
+                "--",
+                self.clone_url,
+                str(self.path),
+            ),
             timeout=self._network_timeout,
-            cwd=self.path.parent,
-            watch=self.path / ".git" / "objects",
+            network=True,
+            explicit_dirs=False,
+            cwd=self._open_dir(),
+            watch=self.git_dir / "objects",
         )
         await self._ensure_within_limit()
         await self.git("config", "user.name", self.author.name)
         await self.git("config", "user.email", self.author.email)
-        self._config = (self.path / ".git" / "config").read_bytes()
 
     async def checkout_branch(self, branch: str, *, base: str | None = None) -> str:
         """Switches to ``branch`` and returns its head commit.
@@ -207,14 +242,18 @@ class Workspace:
             await self.git("checkout", "--quiet", "-B", branch, "FETCH_HEAD", network=True)
         else:
             start = f"origin/{base}" if base else "HEAD"
-            # --no-track: tracking would write the branch into .git/config, which the next
-            # command would take for tampering (and warn about) before restoring it.
             await self.git("checkout", "--quiet", "--no-track", "-B", branch, start, network=True)
         self.branch = branch
         return await self.head()
 
     async def commit_all(self, message: str) -> str | None:
         """Commits every change in the work tree as the bot; None when nothing changed."""
+        nested = await asyncio.to_thread(_remove_nested_git, self.path)
+        if nested:
+            logger.warning(
+                "removed nested git repositories from the work tree before committing: %s",
+                ", ".join(nested),
+            )
         await self.git("add", "--all")
         if await self._index_matches_head():
             return None
@@ -235,7 +274,8 @@ class Workspace:
         sha = await self.head()
         if await self._remote_sha(self.branch) == sha:
             return PushResult(self.branch, sha, pushed=False)
-        await self.git("push", "--quiet", "origin", f"HEAD:refs/heads/{self.branch}", network=True)
+        refspec = f"HEAD:refs/heads/{self.branch}"
+        await self.git("push", "--quiet", "--no-verify", "origin", refspec, network=True)
         return PushResult(self.branch, sha, pushed=True)
 
     async def head(self) -> str:
@@ -248,19 +288,21 @@ class Workspace:
         network: bool = False,
         timeout: float | None = None,
     ) -> str:
-        """Runs git in the work tree and returns its stdout.
+        """Runs git on the clone (in the work tree) and returns its stdout.
 
-        Any command may need the token: in a partial clone, reading an old file version
-        fetches it. ``network`` only picks the longer timeout.
+        ``network`` is for commands that talk to the remote, including those that read a file
+        version the partial clone left on the server (``show`` of an old commit, a checkout):
+        only they get the token, and the longer timeout. Every other command runs without it
+        and may not fetch.
         """
         limit = timeout or (self._network_timeout if network else self._local_timeout)
-        return await self._run(args, env=env, timeout=limit)
+        return await self._run(args, env=env, network=network, timeout=limit)
 
     # -- internals -------------------------------------------------------------------------
 
     async def _index_matches_head(self) -> bool:
         try:
-            await self.git("diff", "--cached", "--quiet")
+            await self.git("diff", "--cached", "--quiet", "--no-ext-diff", "--no-textconv")
         except GitError:
             return False
         return True
@@ -274,55 +316,43 @@ class Workspace:
         return None
 
     async def _ensure_within_limit(self) -> None:
-        size = await asyncio.to_thread(_tree_size, self.path)
+        size = await asyncio.to_thread(_tree_size, self._open_dir())
         if size > self.max_bytes:
             raise WorkspaceTooLarge(f"workspace is {size} bytes, over the {self.max_bytes} limit")
-
-    def _restore_config(self) -> None:
-        if self._config is None:
-            return  # not cloned yet
-        git_dir = self.path / ".git"
-        if git_dir.is_symlink() or not git_dir.is_dir():
-            raise GitError("the work tree replaced its .git directory; refusing to run git")
-        config = git_dir / "config"
-        if config.is_symlink() or not config.is_file() or config.read_bytes() != self._config:
-            logger.warning("workspace .git/config was changed in the work tree; restoring it")
-            # Unlink first: writing through a planted symlink would overwrite its target.
-            config.unlink(missing_ok=True)
-            config.write_bytes(self._config)
 
     async def _run(
         self,
         args: tuple[str, ...],
         *,
         timeout: float,
+        network: bool,
         env: Mapping[str, str] | None = None,
+        explicit_dirs: bool = True,
         cwd: Path | None = None,
         watch: Path | None = None,
     ) -> str:
-        self._restore_config()
-        token = await self._token()
-        config = (
-            *_SAFE_CONFIG,
-            f"credential.helper={_CREDENTIAL_HELPER}",
-            f"http.userAgent={self._user_agent}",
+        if network:
+            token = await self._token()
+            config: tuple[str, ...] = (
+                f"credential.helper={_CREDENTIAL_HELPER}",
+                f"http.userAgent={self._user_agent}",
+            )
+            secrets = {_TOKEN_ENV: token, _HOST_ENV: self._host}
+        else:
+            token, config = "", ()
+            # Git 2.45+ refuses to fetch missing objects; older git fails without the token.
+            secrets = {"GIT_NO_LAZY_FETCH": "1"}
+        command = git_argv(
+            *args,
+            git_dir=self.git_dir if explicit_dirs else None,
+            work_tree=self.path if explicit_dirs else None,
+            protocols=(self._scheme,),
+            config=config,
         )
-        command = ["git", *(part for item in config for part in ("-c", item)), *args]
-        process_env = {k: v for k, v in os.environ.items() if k in _PASSED_ENV}
-        process_env.update(
-            {
-                "GIT_TERMINAL_PROMPT": "0",
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": os.devnull,
-                _TOKEN_ENV: token,
-                _HOST_ENV: self._host,
-            }
-        )
-        process_env.update(env or {})
         proc = await asyncio.create_subprocess_exec(
             *command,
             cwd=str(cwd or self.path),
-            env=process_env,
+            env=git_env({**(env or {}), **secrets}),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

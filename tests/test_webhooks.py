@@ -558,6 +558,7 @@ ROUTE_CASES = [
             "path": "README.md",
             "line": 265,
             "author": "Codertocat",
+            "author_type": "User",
         },
     ),
     RouteCase(
@@ -580,7 +581,32 @@ ROUTE_CASES = [
             "state": "commented",
             "body": None,
             "reviewer": "Codertocat",
+            "reviewer_type": "User",
         },
+    ),
+    RouteCase(
+        "review by an outsider on a bot PR",
+        "pull_request_review",
+        lambda: _with(
+            _bot_pr(load("pull_request_review/submitted"), by_author=True),
+            "review.author_association",
+            "FIRST_TIME_CONTRIBUTOR",
+        ),
+        None,
+        "review by Codertocat (author association FIRST_TIME_CONTRIBUTOR) cannot steer a run: "
+        "only people with write access can",
+    ),
+    RouteCase(
+        "review comment by an outsider on a bot PR",
+        "pull_request_review_comment",
+        lambda: _with(
+            _bot_pr(load("pull_request_review_comment/created")),
+            "comment.author_association",
+            "NONE",
+        ),
+        None,
+        "review comment by Codertocat (author association NONE) cannot steer a run: "
+        "only people with write access can",
     ),
     RouteCase(
         "review on a human PR",
@@ -635,6 +661,8 @@ ROUTE_CASES = [
             "head_sha": "d6fde92930d4715a2b49857d24b940956b26d2d3",
             "external_id": "",
             "action_identifier": None,
+            "sender": "octocat",
+            "sender_type": "User",
         },
     ),
     RouteCase(
@@ -662,6 +690,8 @@ ROUTE_CASES = [
             "head_sha": "d6fde92930d4715a2b49857d24b940956b26d2d3",
             "external_id": "",
             "action_identifier": "retry",
+            "sender": "octocat",
+            "sender_type": "User",
         },
     ),
     RouteCase(
@@ -684,6 +714,8 @@ ROUTE_CASES = [
             "installation_id": 957387,
             "repo": "Codertocat/Hello-World",
             "head_sha": "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+            "sender": "Codertocat",
+            "sender_type": "User",
         },
     ),
     RouteCase(
@@ -702,7 +734,16 @@ ROUTE_CASES = [
             "head_sha": "3484a3fb816e0859fd6e1cea078d76385ff50625",
             "conclusion": "success",
             "event": "repository_dispatch",
+            "sender": BOT,
+            "sender_type": "Bot",
         },
+    ),
+    RouteCase(
+        "workflow run by a person on a branch the bot did not push",
+        "workflow_run",
+        lambda: with_installation(load("workflow_run/completed")),
+        None,
+        "workflow run on 'master' by Codertocat: the bot follows only its own runs and its branches",
     ),
     RouteCase(
         "workflow run of another bot",

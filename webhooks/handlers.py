@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from agents.commands import parse_commands
-from webhooks.context import EventContext, RouteEnv
+from webhooks.context import EventContext, RouteEnv, is_bot_account
 from webhooks.jobs import JobSpec
 from webhooks.payloads import (
+    Account,
     CheckRunChanged,
     CheckSuiteChanged,
     Envelope,
@@ -32,6 +33,14 @@ from webhooks.router import Ignore, Router, RouteResult, on
 BOT_BRANCH_PREFIX = "factory/"
 BOT_CHECK_PREFIX = "Agent Factory"
 
+# Author associations that rule out write access. Reviews and review comments from these
+# authors are dropped here, without asking GitHub, so a drive-by reviewer queues no job at all.
+# OWNER, MEMBER and COLLABORATOR do not prove write access (a member may only read, a
+# collaborator may only triage): the worker asks GitHub for those.
+OUTSIDE_ASSOCIATIONS: frozenset[str] = frozenset(
+    {"NONE", "FIRST_TIMER", "FIRST_TIME_CONTRIBUTOR", "MANNEQUIN", "CONTRIBUTOR"}
+)
+
 
 def has_command(body: str | None) -> bool:
     """Whether a comment holds a ``/factory`` line; the worker parses it in full.
@@ -45,6 +54,25 @@ def has_command(body: str | None) -> bool:
 def is_bot_pull_request(pull_request: PullRequestRef, env: RouteEnv) -> bool:
     author = pull_request.user.login if pull_request.user is not None else None
     return author == env.bot_login or pull_request.head.ref.startswith(BOT_BRANCH_PREFIX)
+
+
+def _author(user: Account | None, ctx: EventContext[Envelope]) -> tuple[str, str]:
+    """Login and account type of who wrote a review or comment (the sender if not given)."""
+    if user is not None:
+        return user.login, user.type
+    return ctx.sender_login or "ghost", ctx.sender_type or "User"
+
+
+def _cannot_steer(kind: str, login: str, login_type: str, association: str | None) -> Ignore | None:
+    """Why a review or review comment by this author is dropped at ingress, if it is."""
+    if is_bot_account(login, login_type):
+        return Ignore(f"{kind} by {login}, a bot: bots never steer a run")
+    if association is not None and association.upper() in OUTSIDE_ASSOCIATIONS:
+        return Ignore(
+            f"{kind} by {login} (author association {association.upper()}) cannot steer a run: "
+            "only people with write access can"
+        )
+    return None
 
 
 def _installation(ctx: EventContext[Envelope]) -> int:
@@ -138,6 +166,10 @@ async def review_comment(ctx: EventContext[ReviewCommented], env: RouteEnv) -> R
         ]
     if not is_bot_pull_request(pull_request, env):
         return Ignore("review comment on a pull request the bot did not open")
+    author, author_type = _author(comment.user, ctx)
+    refused = _cannot_steer("review comment", author, author_type, comment.author_association)
+    if refused is not None:
+        return refused
     return [
         JobSpec(
             "review_comment_created",
@@ -150,7 +182,8 @@ async def review_comment(ctx: EventContext[ReviewCommented], env: RouteEnv) -> R
                 "body": comment.body,
                 "path": comment.path,
                 "line": comment.line,
-                "author": comment.user.login if comment.user is not None else ctx.sender_login,
+                "author": author,
+                "author_type": author_type,
                 "delivery_id": ctx.delivery_id,
             },
         )
@@ -163,6 +196,10 @@ async def review_submitted(ctx: EventContext[ReviewSubmitted], env: RouteEnv) ->
     if not is_bot_pull_request(pull_request, env):
         return Ignore("review on a pull request the bot did not open")
     review = ctx.payload.review
+    reviewer, reviewer_type = _author(review.user, ctx)
+    refused = _cannot_steer("review", reviewer, reviewer_type, review.author_association)
+    if refused is not None:
+        return refused
     return [
         JobSpec(
             "review_submitted",
@@ -173,7 +210,8 @@ async def review_submitted(ctx: EventContext[ReviewSubmitted], env: RouteEnv) ->
                 "review_id": review.id,
                 "state": review.state,
                 "body": review.body,
-                "reviewer": review.user.login if review.user is not None else ctx.sender_login,
+                "reviewer": reviewer,
+                "reviewer_type": reviewer_type,
                 "delivery_id": ctx.delivery_id,
             },
         )
@@ -240,6 +278,9 @@ async def check_rerequested(ctx: EventContext[CheckRunChanged], env: RouteEnv) -
                 "head_sha": check_run.head_sha,
                 "external_id": check_run.external_id,
                 "action_identifier": requested.identifier if requested is not None else None,
+                # Who pressed the button: the worker checks their permission.
+                "sender": ctx.sender_login,
+                "sender_type": ctx.sender_type,
                 "delivery_id": ctx.delivery_id,
             },
         )
@@ -260,6 +301,8 @@ async def check_suite_rerequested(
                 "installation_id": _installation(ctx),
                 "repo": ctx.payload.repository.full_name,
                 "head_sha": suite.head_sha,
+                "sender": ctx.sender_login,
+                "sender_type": ctx.sender_type,
                 "delivery_id": ctx.delivery_id,
             },
         )
@@ -268,11 +311,19 @@ async def check_suite_rerequested(
 
 # The bot dispatches workflows and pushes the commits that CI runs on, so the run's sender
 # is often the bot itself; its result is what the bot waits for, not an echo to ignore.
+# Anyone else's run matters only on the bot's branches; the worker checks that sender's
+# permission before the run may start anything.
 @on("workflow_run.completed", payload=WorkflowRunChanged, accepts_own_bot=True)
 async def workflow_run_completed(
     ctx: EventContext[WorkflowRunChanged], env: RouteEnv
 ) -> RouteResult:
     run = ctx.payload.workflow_run
+    branch = run.head_branch or ""
+    if ctx.sender_login != env.bot_login and not branch.startswith(BOT_BRANCH_PREFIX):
+        return Ignore(
+            f"workflow run on {run.head_branch!r} by {ctx.sender_login}: "
+            "the bot follows only its own runs and its branches"
+        )
     return [
         JobSpec(
             "workflow_run_completed",
@@ -287,6 +338,8 @@ async def workflow_run_completed(
                 "head_sha": run.head_sha,
                 "conclusion": run.conclusion,
                 "event": run.event,
+                "sender": ctx.sender_login,
+                "sender_type": ctx.sender_type,
                 "delivery_id": ctx.delivery_id,
             },
         )

@@ -63,6 +63,9 @@ class Comment(View):
     id: int
     body: str | None = None
     user: Account | None = None
+    # The author's relation to the repository (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE,
+    # ...): enough for ingress to drop clear outsiders without asking GitHub; not a permission.
+    author_association: str | None = None
 
 
 class IssueCommented(Envelope):
@@ -103,6 +106,7 @@ class Review(View):
     state: str
     body: str | None = None
     user: Account | None = None
+    author_association: str | None = None
 
 
 class ReviewSubmitted(PullRequestChanged):

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agents.checks import parse_external_id
@@ -23,7 +23,7 @@ from agents.commands import (
     parse_commands,
     stage_unavailable_message,
 )
-from agents.coordinator import Coordinator
+from agents.coordinator import Coordinator, RunContext
 from agents.lifecycle import Decision, Stage, next_enabled, stage_for_check
 from agents.review_feedback import review_feedback
 from agents.runtime import (
@@ -45,8 +45,24 @@ Asker = Callable[[str, str], Awaitable[str]]  # (repository, question) -> markdo
 Learner = Callable[..., Awaitable[None]]
 
 
+# The command whose permission rule an event re-running a stage's check must pass
+# (`permissions.restrict_to` in .github/factory.yml narrows these as it narrows the commands).
+STAGE_COMMANDS: dict[Stage, str] = {
+    Stage.PLAN: "plan",
+    Stage.IMPLEMENT: "implement",
+    Stage.REVIEW: "review",
+    Stage.TEST: "test",
+    Stage.DEPLOY: "deploy",
+}
+
+
 def _marker(kind: str, key: object) -> str:
     return f"<!-- agent-factory:{kind}:{key} -->"
+
+
+def _where(feature: Feature) -> tuple[FeatureState, int, int]:
+    """Where a run was when it was read: a transition applies only if it is still there."""
+    return FeatureState(feature.state), feature.round, feature.attempt
 
 
 @dataclass
@@ -453,6 +469,48 @@ class EventHandlers:
 
     # ------------------------------------------------------------------ pull requests & checks
 
+    async def _may_steer(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        gh: Any,
+        actor: str | None,
+        actor_type: str | None,
+        commands: tuple[str, ...],
+        subject: str,
+        what: str,
+    ) -> bool:
+        """Whether ``actor`` may do what this event would do: the rule for ``commands``.
+
+        The gate every event that starts, resumes or steers work passes first, with the
+        permission rule of the command it amounts to (see bot/permissions.py). A refusal posts
+        nothing: answering every drive-by review or re-run would be noise, and a way to make
+        the bot spam. It is logged with its reason instead; the event's text never is.
+        """
+        if not actor:
+            log.info("%s: %s by an unknown sender not acted on", repo, what)
+            return False
+        try:
+            config = (await self._load_config(installation_id, gh)).config
+        except ConfigInvalid:
+            log.info("%s: %s by %s not acted on: %s is invalid", repo, what, actor, CONFIG_PATH)
+            return False
+        for command in commands:
+            decision = await self.permissions.decide(
+                repo,
+                actor,
+                actor_type or "User",
+                command,
+                config,
+                team_membership=gh.is_team_member,
+                subject=subject,
+            )
+            if not decision.allowed:
+                log.info("%s: %s by %s not acted on: %s", repo, what, actor, decision.reason)
+                return False
+        return True
+
     async def review_submitted(
         self,
         *,
@@ -463,45 +521,154 @@ class EventHandlers:
         body: str | None,
         reviewer: str,
         review_id: int | None = None,
+        reviewer_type: str = "User",
+        delivery_id: str = "",
         **_: Any,
     ) -> str:
-        """A person asked for changes on the bot's PR: back to implementation, bounded by rounds."""
+        """A person asked for changes on the bot's PR: back to implementation, bounded by rounds.
+
+        Only someone who may `/factory revise` steers the run this way, and only while it is
+        active: a finished run is never re-opened by a review (its author is told, once, what
+        starts work again).
+        """
         if state.lower() != "changes_requested":
             return "noted"
         feature = await self._run_for_pull_request(repo, pr_number)
         if feature is None:
             return "not ours"
-        run = await self.runtime.open_repo(installation_id, repo)
-        max_rounds = int(getattr(run.config, "max_rounds", 3))
-        if feature.round + 1 >= max_rounds:
-            await self.coordinator.transition(
-                feature.id,
-                expect=None,
-                decision=Decision(
-                    FeatureState.FAILED,
-                    None,
-                    feature.round,
-                    f"review asked for changes again after {max_rounds} rounds",
-                ),
-                cause="pull_request_review.submitted",
-                actor=reviewer,
-            )
-            await self.coordinator.refresh_status(feature.id, run)
-            return "rounds exhausted"
-        await self.coordinator.rerun(
-            feature.id,
-            Stage.IMPLEMENT,
+        gh = await self.runtime.repo(installation_id, repo)
+        allowed = await self._may_steer(
+            installation_id=installation_id,
+            repo=repo,
+            gh=gh,
             actor=reviewer,
-            cause="review asked for changes",
-            next_round=True,
-            guidance=await review_feedback(run.github, pr_number, review_id, f"@{reviewer}", body),
+            actor_type=reviewer_type,
+            commands=("revise",),
+            subject="a review asking for changes",
+            what=f"review on #{pr_number}",
         )
-        await self.coordinator.refresh_status(feature.id, run)
-        return "revising"
+        if not allowed:
+            return "refused"
+        run: RunContext | None = None
+        guidance: str | None = None
+        # The run may move on between reading it and sending it back: look again, a few times.
+        for _attempt in range(3):
+            if FeatureState(feature.state).is_terminal:
+                key = review_id if review_id is not None else delivery_id
+                await self._say_run_finished(gh, feature, pr_number, reviewer, key)
+                return "finished"
+            run = run or await self.runtime.open_repo(installation_id, repo)
+            max_rounds = int(getattr(run.config, "max_rounds", 3))
+            if feature.round + 1 >= max_rounds:
+                if await self.coordinator.transition(
+                    feature.id,
+                    expect=_where(feature),
+                    decision=Decision(
+                        FeatureState.FAILED,
+                        None,
+                        feature.round,
+                        f"review asked for changes again after {max_rounds} rounds",
+                    ),
+                    cause="pull_request_review.submitted",
+                    actor=reviewer,
+                ):
+                    await self.coordinator.refresh_status(feature.id, run)
+                    return "rounds exhausted"
+            else:
+                guidance = guidance or await review_feedback(
+                    gh, pr_number, review_id, f"@{reviewer}", body, author=reviewer
+                )
+                if await self._send_back(feature, guidance, reviewer):
+                    await self.coordinator.refresh_status(feature.id, run)
+                    return "revising"
+            async with self.db.session() as s:
+                fresh = await s.get(Feature, feature.id)
+            if fresh is None:
+                return "not ours"
+            feature = fresh
+        log.info(
+            "%s: review on #%s by %s not acted on: the run kept moving", repo, pr_number, reviewer
+        )
+        return "busy"
 
-    async def review_comment_created(self, **_: Any) -> str:
-        # Review threads are folded into the next revision through the review itself.
-        return "noted"
+    async def _send_back(self, feature: Feature, guidance: str, reviewer: str) -> bool:
+        """Store the review as guidance and move the still-active run to a new implementation
+        round, both only if the run is where it was read. Unlike ``Coordinator.rerun`` this
+        never re-activates a finished run, even one that finished a moment ago."""
+        where = _where(feature)
+        async with self.db.session() as s:
+            stored = await s.execute(
+                update(Feature)
+                .where(
+                    Feature.id == feature.id,
+                    Feature.active_key.is_not(None),
+                    Feature.state == feature.state,
+                    Feature.round == feature.round,
+                    Feature.attempt == feature.attempt,
+                )
+                .values(guidance=guidance)
+            )
+        if not stored.rowcount:
+            return False
+        return await self.coordinator.transition(
+            feature.id,
+            expect=where,
+            decision=Decision(
+                Stage.IMPLEMENT.state,
+                Stage.IMPLEMENT,
+                feature.round + 1,
+                "review asked for changes",
+            ),
+            cause="review asked for changes",
+            actor=reviewer,
+            new_attempt=True,
+        )
+
+    async def _say_run_finished(
+        self, gh: Any, feature: Feature, pr_number: int, reviewer: str, key: object
+    ) -> None:
+        """One reply per review to a permitted reviewer of a finished run: what starts work."""
+        retry = (
+            " `/factory retry` runs the step that failed again."
+            if feature.state == FeatureState.FAILED.value
+            else ""
+        )
+        await gh.upsert_marked_comment(
+            pr_number,
+            _marker("review-on-finished-run", key),
+            f"@{reviewer}: run {feature.id} has finished (**{feature.state}**), so a review no "
+            "longer sends it back to implementation. Comment `/factory revise <what to change>` "
+            "here for a new implementation round on this pull request, or "
+            f"`/factory implement` on #{feature.issue_number} starts a new run.{retry}",
+        )
+
+    async def review_comment_created(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        pr_number: int,
+        author: str | None = None,
+        author_type: str = "User",
+        **_: Any,
+    ) -> str:
+        """An inline comment on the bot's PR starts nothing by itself: threads reach a revision
+        only through the review they belong to, written by its reviewer (see review_feedback).
+        Should a comment ever steer a run, it must come after this gate."""
+        if await self._run_for_pull_request(repo, pr_number) is None:
+            return "not ours"
+        gh = await self.runtime.repo(installation_id, repo)
+        allowed = await self._may_steer(
+            installation_id=installation_id,
+            repo=repo,
+            gh=gh,
+            actor=author,
+            actor_type=author_type,
+            commands=("revise",),
+            subject="a review comment",
+            what=f"review comment on #{pr_number}",
+        )
+        return "noted" if allowed else "refused"
 
     async def pr_closed(
         self, *, installation_id: int, repo: str, pr_number: int, merged: bool, **_: Any
@@ -549,6 +716,17 @@ class EventHandlers:
         await self.coordinator.refresh_status(feature.id, run)
         return "head updated"
 
+    async def _current_on_head(self, feature: Feature, head_sha: str | None) -> bool:
+        """Whether a check on ``head_sha`` is about the run as it stands: the run's own head,
+        and the run is still the one its pull request belongs to. Re-running a check of an
+        older head, or of a run a newer one replaced, must not bring that run back."""
+        if head_sha is None or head_sha != feature.head_sha:
+            return False
+        if feature.pr_number is None:
+            return True
+        owner = await self._run_for_pull_request(feature.repository, feature.pr_number)
+        return owner is not None and owner.id == feature.id
+
     async def check_rerequested(
         self,
         *,
@@ -556,45 +734,143 @@ class EventHandlers:
         repo: str,
         name: str,
         external_id: str | None = None,
-        sender: str = "github",
+        head_sha: str | None = None,
+        sender: str | None = None,
+        sender_type: str = "User",
         **_: Any,
     ) -> str:
+        """Someone pressed "Re-run" (or an action button) on one of the run's stage checks:
+        that stage runs again if they may run its command and the check is on the run's head."""
         parsed = parse_external_id(external_id)
         stage = parsed[1] if parsed else stage_for_check(name)
         feature_id = parsed[0] if parsed else None
         if stage is None or feature_id is None:
             return "not ours"
+        async with self.db.session() as s:
+            feature = await s.get(Feature, feature_id)
+        # The id comes with the event: a check here may only name this repository's runs.
+        if (
+            feature is None
+            or feature.repository.casefold() != repo.casefold()
+            or feature.installation_id != installation_id
+        ):
+            return "not ours"
+        what = f"check {name} re-requested"
+        if not await self._current_on_head(feature, head_sha):
+            log.info(
+                "%s: %s by %s not acted on: the check is on %s, not on run %s's current head",
+                repo, what, sender, (head_sha or "?")[:7], feature.id,
+            )
+            return "old head"
+        gh = await self.runtime.repo(installation_id, repo)
+        allowed = await self._may_steer(
+            installation_id=installation_id,
+            repo=repo,
+            gh=gh,
+            actor=sender,
+            actor_type=sender_type,
+            commands=(STAGE_COMMANDS[stage],),
+            subject=f"re-running the {stage.title.lower()} check",
+            what=what,
+        )
+        if not allowed:
+            return "refused"
+        assert sender is not None
         run = await self.runtime.open_repo(installation_id, repo)
         if stage not in run.enabled:
             return "stage not enabled"
-        started = await self.coordinator.rerun(
-            feature_id, stage, actor=sender, cause=f"check {name} re-requested"
-        )
+        started = await self.coordinator.rerun(feature_id, stage, actor=sender, cause=what)
         await self.coordinator.refresh_status(feature_id, run)
         return "rerun" if started else "busy"
 
     async def check_suite_rerequested(
-        self, *, installation_id: int, repo: str, head_sha: str, **_: Any
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        head_sha: str,
+        sender: str | None = None,
+        sender_type: str = "User",
+        **_: Any,
     ) -> str:
+        """"Re-run all checks" on the run's head: what `/factory retry` does, on its terms
+        (a failed or cancelled run; someone who may retry, and run the stage that failed)."""
         async with self.db.session() as s:
             feature = await s.scalar(
                 select(Feature)
-                .where(Feature.repository == repo, Feature.head_sha == head_sha)
+                .where(
+                    Feature.repository == repo,
+                    Feature.installation_id == installation_id,
+                    Feature.head_sha == head_sha,
+                )
                 .order_by(Feature.id.desc())
+                .limit(1)
             )
         if feature is None:
             return "not ours"
+        what = "check suite re-requested"
+        if not await self._current_on_head(feature, head_sha):
+            log.info("%s: %s by %s not acted on: run %s moved on", repo, what, sender, feature.id)
+            return "old head"
         stage = await self._failed_stage(feature.id)
-        run = await self.runtime.open_repo(installation_id, repo)
-        await self.coordinator.rerun(
-            feature.id, stage, actor="github", cause="check suite re-requested"
+        gh = await self.runtime.repo(installation_id, repo)
+        allowed = await self._may_steer(
+            installation_id=installation_id,
+            repo=repo,
+            gh=gh,
+            actor=sender,
+            actor_type=sender_type,
+            commands=("retry", STAGE_COMMANDS[stage]),
+            subject="re-running the checks",
+            what=what,
         )
+        if not allowed:
+            return "refused"
+        assert sender is not None
+        if feature.state not in (FeatureState.FAILED.value, FeatureState.CANCELLED.value):
+            log.info(
+                "%s: %s by %s not acted on: run %s is %s; only a failed or cancelled run "
+                "is retried",
+                repo, what, sender, feature.id, feature.state,
+            )
+            return "not failed"
+        run = await self.runtime.open_repo(installation_id, repo)
+        started = await self.coordinator.rerun(feature.id, stage, actor=sender, cause=what)
         await self.coordinator.refresh_status(feature.id, run)
-        return "rerun"
+        return "rerun" if started else "busy"
 
-    async def workflow_run_completed(self, **_: Any) -> str:
-        # The deploy stage follows the runs it dispatched itself (it polls them), so the
-        # webhook adds nothing; routing it keeps the App's event list honest.
+    async def workflow_run_completed(
+        self,
+        *,
+        installation_id: int,
+        repo: str,
+        run_id: int | None = None,
+        conclusion: str | None = None,
+        sender: str | None = None,
+        sender_type: str = "User",
+        **_: Any,
+    ) -> str:
+        """A workflow run on the bot's branches (or dispatched by the bot) finished.
+
+        The deploy stage follows the runs it dispatched itself (it polls them), so today the
+        webhook starts nothing; routing it keeps the App's event list honest. Anything it is
+        ever made to start (a fix round after a failed CI run, say) belongs after this gate:
+        the bot's own runs pass; anyone else's need the permission `/factory revise` needs.
+        """
+        gh = await self.runtime.repo(installation_id, repo)
+        if sender != gh.bot_login:
+            allowed = await self._may_steer(
+                installation_id=installation_id,
+                repo=repo,
+                gh=gh,
+                actor=sender,
+                actor_type=sender_type,
+                commands=("revise",),
+                subject="a workflow run on the bot's branch",
+                what=f"workflow run {run_id} ({conclusion})",
+            )
+            if not allowed:
+                return "refused"
         return "followed by the deploy stage"
 
     async def knowledge_refresh(self, **kwargs: Any) -> str:

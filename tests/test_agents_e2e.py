@@ -30,6 +30,10 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import select
 
+from agents.code_stage import CoderStage
+from agents.lifecycle import Outcome, Stage
+from agents.plan_stage import PlannerStage
+from agents.stages import StepContext, StepResult
 from bot.db import Feature, Task
 from tests.e2e.harness import SECRET, Bot, running_bot
 from tests.fakeanthropic import FakeAnthropic, Reply, ScriptItem, never_finishes, text, tool_call
@@ -794,6 +798,24 @@ async def test_a_failing_setup_step_fails_the_run_before_any_coder_call(
 # ------------------------------------------------------------------------------------------
 
 
+class HeldReviewer:
+    """Keeps round 0's review step going until released, so a person's review lands on an
+    active run (a review never re-opens a finished one)."""
+
+    stage = Stage.REVIEW
+
+    def __init__(self) -> None:
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def run(self, ctx: StepContext) -> StepResult:
+        if ctx.feature.round == 0:
+            self.holding.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), 90)
+        return StepResult(Outcome.SUCCEEDED, "reviewed")
+
+
 async def test_a_requested_changes_review_sends_its_inline_comments_to_the_next_round(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -811,9 +833,24 @@ async def test_a_requested_changes_review_sends_its_inline_comments_to_the_next_
         tool_call("finish", {"summary": "add() is annotated; test_calc.py passes."}),
     ]
     script = [tool_call("submit_plan", PLAN), *fixing_coder(), *second_round]
-    async with factory_run(tmp_path, redis_url, script, yml=factory_yml()) as run:
-        bot, first = run.bot, run.feature
-        assert first.state == "completed" and first.pr_number, first.error
+    yml = factory_yml().replace("review: false", "review: true")
+    llm = FakeAnthropic(script)
+    async with (
+        httpx2.AsyncClient(transport=llm.transport()) as http,
+        running_bot(tmp_path, redis_url, files=repo_files(yml), env={"ANTHROPIC_API_KEY": API_KEY}) as bot,
+    ):
+        # The real planner and coder; the review stage is held open while carol, who has
+        # write access, reviews the pull request.
+        reviewer = HeldReviewer()
+        agents = {Stage.PLAN: PlannerStage(), Stage.IMPLEMENT: CoderStage(), Stage.REVIEW: reviewer}
+        bot.start_worker(agents, anthropic_http_client=http)
+        bot.fake.set_permission(bot.repo, "carol", "write")
+        issue = bot.fake.create_issue(bot.repo, ISSUE_TITLE, ISSUE_BODY, user="alice")
+        bot.fake.label_issue(bot.repo, issue, "factory", user="alice")
+        await asyncio.wait_for(reviewer.holding.wait(), 60)
+        first = (await bot.features())[-1]
+        assert first.state == "review" and first.pr_number, first.error
+        run = Run(bot, llm, issue, first)
         bot.fake.submit_review(
             bot.repo,
             first.pr_number,
@@ -828,16 +865,22 @@ async def test_a_requested_changes_review_sends_its_inline_comments_to_the_next_
             return feature.round == 1 and feature.state in ("completed", "failed")
 
         await bot.wait_for(second_round_done, timeout=60, what="the second round to end")
+        reviewer.release.set()
         feature = (await bot.features())[-1]
         assert feature.state == "completed", feature.error
         assert len(await bot.features()) == 1
 
-        # The second round's coder was told what the review said, inline comments included.
+        # The second round's coder was told what the review said, inline comments included,
+        # as data: inside the untrusted-data wrapper of its prompt.
         system = json.dumps(run.coder_requests()[-1]["system"])
         assert "Feedback to address in this round" in system
         assert "Review by @carol (changes requested)" in system
         assert "Close, one more thing." in system
         assert "`calc.py` line 1: Please annotate this for floats." in system
+        feedback = system.split("Feedback to address in this round", 1)[1]
+        assert feedback.index('untrusted_data source=\\"review feedback\\"') < feedback.index(
+            "Review by @carol"
+        )
 
         # Same branch and PR, one more commit.
         assert bot.fake.file_at(bot.repo, feature.branch, "calc.py") == typed
@@ -847,7 +890,6 @@ async def test_a_requested_changes_review_sends_its_inline_comments_to_the_next_
             "Annotate add() for floats",
         ]
         assert len(run.pulls()) == 1
-
 
 
 # ------------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from bot.sandboxing import sandbox_options, sandbox_provider
 from bot.settings import Settings, load_settings
 
 pytestmark = pytest.mark.usefixtures("clean_env")
+# Read before clean_env removes every FACTORY_* variable; .ci/docker-engine builds this image.
+DOCKER_TEST_IMAGE = os.environ.get("FACTORY_SANDBOX_TEST_IMAGE", "python:3.11-slim")
 
 
 def _secret(label: str) -> str:
@@ -66,12 +68,13 @@ class BotState:
             parent.chmod(0o755)
         self.markers[label] = marker
 
-    def settings(self, **overrides: object) -> Settings:
+    def settings(self, backend: str = "bwrap", **overrides: object) -> Settings:
         return load_settings(
             _env_file=None,
             data_dir=self.data,
             private_key_path=self.key,
-            sandbox="bwrap",
+            sandbox=backend,
+            sandbox_image=DOCKER_TEST_IMAGE,
             # The worst case: a directory shown to commands contains all of the bot's state.
             sandbox_toolchains=[self.root],
             **overrides,
@@ -92,9 +95,18 @@ def state(tmp_path: Path) -> BotState:
 
 def _sandbox(settings: Settings, state: BotState) -> Sandbox:
     provider = sandbox_provider(settings)
-    if provider.choice().name != "bwrap":
-        pytest.skip(f"bubblewrap does not run here: {provider.choice().problem}")
+    if provider.choice().name != settings.sandbox:
+        pytest.skip(
+            f"the {settings.sandbox} sandbox does not run here: {provider.choice().problem}"
+        )
     return provider.for_workspace(state.mine, state.mine_git)
+
+
+# Docker runs where CI's .ci/docker-engine started an engine and built its test image.
+BACKENDS = [
+    pytest.param("bwrap", id="bwrap"),
+    pytest.param("docker", id="docker"),
+]
 
 
 READ_EVERYTHING = (
@@ -106,8 +118,11 @@ READ_EVERYTHING = (
 )
 
 
-async def test_a_command_sees_its_own_clone_and_none_of_the_bots_state(state: BotState) -> None:
-    sandbox = _sandbox(state.settings(), state)
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_command_sees_its_own_clone_and_none_of_the_bots_state(
+    state: BotState, backend: str
+) -> None:
+    sandbox = _sandbox(state.settings(backend), state)
     result = await sandbox.run(
         READ_EVERYTHING.format(root=state.root) + "; echo mine > mine.txt",
         cwd=state.mine,
@@ -183,9 +198,10 @@ async def test_with_the_default_settings_nothing_outside_the_os_is_mounted(
     ), path.stdout
 
 
-async def test_the_command_never_runs_as_root(state: BotState) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_command_never_runs_as_root(state: BotState, backend: str) -> None:
     """A root-owned 0600 file beside a toolchain stays closed, and `id` is not 0."""
-    sandbox = _sandbox(state.settings(), state)
+    sandbox = _sandbox(state.settings(backend), state)
     closed = state.root / "root-only.txt"
     state.plant(closed, "root only")
     closed.chmod(0o600)
@@ -223,16 +239,17 @@ async def test_the_process_limit_holds_even_when_the_bot_is_root(state: BotState
     assert "[sandbox]" in result.stderr
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_a_command_writing_past_the_disk_quota_is_stopped_and_told_why(
-    state: BotState,
+    state: BotState, backend: str
 ) -> None:
     """Before: one command wrote 2.1 GB to the disk."""
-    settings = state.settings(sandbox_disk_mb=400, sandbox_command_disk_mb=150)
+    settings = state.settings(backend, sandbox_disk_mb=400, sandbox_command_disk_mb=150)
     sandbox = _sandbox(settings, state)
     # Many files, each under the per-file limit: only the quota watch can stop this.
     result = await sandbox.run(
-        "i=0; while [ $i -lt 100 ]; do head -c 20000000 /dev/zero > f$i.bin || exit 9; "
-        "i=$((i+1)); done; echo WROTE_ALL",
+        "python3 -c \"\nfor i in range(100):\n    open(f'f{i}.bin', 'wb').write(bytes(20000000))\n"
+        "print('WROTE_ALL')\"",
         cwd=state.mine,
         timeout_s=120,
     )
@@ -293,3 +310,26 @@ def test_none_unsafe_must_be_chosen_explicitly(state: BotState) -> None:
     settings = load_settings(_env_file=None, data_dir=state.data, sandbox="none-unsafe")
     sandbox = sandbox_provider(settings).for_workspace(state.mine, state.mine_git)
     assert sandbox.name == "none-unsafe"
+
+
+async def test_a_command_cannot_plant_code_the_bot_or_its_host_runs_later(
+    state: BotState, tmp_path: Path
+) -> None:
+    """Python packaging and the shell give a repository many places to leave code for later:
+    a .pth or sitecustomize in the bot's own site-packages (run at the bot's next start), a
+    shell profile, pip's config, git's hook templates. None of them is writable."""
+    import site
+
+    targets = [
+        Path(site.getsitepackages()[0]) / "zz_factory_probe.pth",
+        Path(sys.prefix) / "lib" / "sitecustomize.py",
+        Path("/etc/profile.d/zz_factory_probe.sh"),
+        Path("/usr/share/git-core/templates/hooks/post-checkout"),
+        Path.home() / ".bashrc-factory-probe",
+        state.root / "toolchain-probe.txt",
+    ]
+    sandbox = _sandbox(state.settings(), state)
+    payload = "; ".join(f"echo 'import os' > {t}" for t in targets)
+    result = await sandbox.run(payload + "; true", cwd=state.mine, timeout_s=30)
+    assert [t for t in targets if t.exists()] == []
+    assert "Read-only file system" in result.stderr or "No such file" in result.stderr

@@ -9,32 +9,43 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from arq.connections import ArqRedis
 from githubkit_schemas.latest.webhooks import VALID_EVENT_NAMES
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.db.database import Database
-from bot.db.models import DeliveryStatus
+from bot.db.models import DeliveryStatus, Repository
 from bot.settings import Settings
 from webhooks.archive import PayloadArchive
-from webhooks.context import EventContext, RouteEnv, TriggerLabelLookup
-from webhooks.deliveries import DeliveryLog, DeliveryRecord
+from webhooks.context import EventContext, RouteEnv
+from webhooks.deliveries import DeliveryLog, DeliveryRecord, StoredDelivery
 from webhooks.handlers import build_router
 from webhooks.jobs import PlannedJob, plan_jobs
-from webhooks.labels import TriggerLabels
 from webhooks.payloads import Envelope
 from webhooks.router import Ignore, Route, Router
 
 log = logging.getLogger(__name__)
 
-# GitHub waits 10 s for an answer; a Redis that has not taken the jobs by then is down.
-ENQUEUE_TIMEOUT_S = 5.0
+T = TypeVar("T")
+
+# GitHub waits 10 s for an answer and does not retry on its own. The state store gets 3 s in
+# all for one delivery (trigger label, claim, duplicate check), Redis 3 s to take its jobs and,
+# when it does not, the store 1 s more to mark the delivery failed: 7 s at worst, then 503.
+STORE_TIMEOUT_S = 3.0
+ENQUEUE_TIMEOUT_S = 3.0
+MARK_FAILED_TIMEOUT_S = 1.0
+# The database is told to give up at the deadline; this is how much later the request stops
+# waiting for it regardless (a pool that hands out no connection, a network that hangs).
+_STORE_GRACE_S = 0.5
 # Well inside arq's keep_result (one hour): within it a finished job's id still dedupes.
 RESUME_WINDOW = timedelta(minutes=30)
 
@@ -74,6 +85,21 @@ class DeliveryOutcome:
         return answer
 
 
+# Reads a repository's trigger label, giving up after the seconds it is given.
+BoundedLabelLookup = Callable[[str, float], Awaitable[str | None]]
+
+
+class _StoreBudget:
+    """What is left of one delivery's state-store time."""
+
+    def __init__(self, seconds: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._ends = self._loop.time() + seconds
+
+    def left(self) -> float:
+        return self._ends - self._loop.time()
+
+
 @dataclass(frozen=True, slots=True)
 class BotFacts:
     bot_login: str
@@ -90,7 +116,9 @@ class DeliveryProcessor:
         archive: PayloadArchive,
         arq: ArqRedis,
         facts: BotFacts,
-        trigger_labels: TriggerLabelLookup,
+        trigger_labels: BoundedLabelLookup,
+        store_timeout_s: float = STORE_TIMEOUT_S,
+        enqueue_timeout_s: float = ENQUEUE_TIMEOUT_S,
     ) -> None:
         self._router = router
         self._deliveries = deliveries
@@ -98,15 +126,15 @@ class DeliveryProcessor:
         self._arq = arq
         self._facts = facts
         self._trigger_labels = trigger_labels
+        self._store_timeout_s = store_timeout_s
+        self._enqueue_timeout_s = enqueue_timeout_s
 
     async def process(self, *, event: str, delivery_id: str, body: bytes) -> DeliveryOutcome:
         ctx, route = self._parse(event, delivery_id, body)
-        try:
-            jobs, reason = await self._decide(ctx, route)
-        except SQLAlchemyError as exc:
-            log.error("delivery %s: could not read repository settings: %s", delivery_id, exc)
-            raise Unavailable(f"state store unavailable: {type(exc).__name__}") from exc
+        budget = _StoreBudget(self._store_timeout_s)
+        jobs, reason = await self._decide(ctx, route, budget)
         status = DeliveryStatus.QUEUED if jobs else DeliveryStatus.IGNORED
+        digest = hashlib.sha256(body).hexdigest()
         record = DeliveryRecord(
             delivery_id=delivery_id,
             event=event,
@@ -114,20 +142,19 @@ class DeliveryProcessor:
             installation_id=ctx.installation_id,
             repository=ctx.repository,
             sender=ctx.sender_login,
-            payload_sha256=hashlib.sha256(body).hexdigest(),
+            payload_sha256=digest,
             status=status,
             reason=reason,
             jobs=[job.job_id for job in jobs],
         )
-        try:
-            claimed = await self._deliveries.claim(record)
-        except SQLAlchemyError as exc:
-            log.error("delivery %s: could not record it: %s", delivery_id, exc)
-            raise Unavailable(f"state store unavailable: {type(exc).__name__}") from exc
+        claimed = await self._store_step(
+            "record the delivery",
+            delivery_id,
+            budget,
+            lambda within: self._deliveries.claim(record, within=within),
+        )
         if not claimed:
-            log.info("delivery %s (%s) is a duplicate", delivery_id, ctx.key)
-            if jobs:
-                await self._resume_enqueue(delivery_id, jobs)
+            await self._duplicate(ctx, digest, jobs, budget)
             return DeliveryOutcome(delivery_id, DeliveryStatus.DUPLICATE, [], "already received")
         self._archive_body(delivery_id, event, body)
         if jobs:
@@ -162,7 +189,7 @@ class DeliveryProcessor:
         return EventContext(delivery_id, event, payload), route
 
     async def _decide(
-        self, ctx: EventContext[Envelope], route: Route[Envelope] | None
+        self, ctx: EventContext[Envelope], route: Route[Envelope] | None, budget: _StoreBudget
     ) -> tuple[list[PlannedJob], str | None]:
         facts = self._facts
         if ctx.is_bot and not (
@@ -178,7 +205,12 @@ class DeliveryProcessor:
             bot_login=facts.bot_login,
             app_id=facts.app_id,
             default_trigger_label=facts.default_trigger_label,
-            lookup_trigger_label=self._trigger_labels,
+            lookup_trigger_label=lambda repository: self._store_step(
+                "read the trigger label",
+                ctx.delivery_id,
+                budget,
+                lambda within: self._trigger_labels(repository, within),
+            ),
         )
         result = await route(ctx, env)
         if isinstance(result, Ignore):
@@ -194,7 +226,37 @@ class DeliveryProcessor:
             # Losing the replay copy must not lose the delivery itself.
             log.warning("could not archive delivery %s for replay: %s", delivery_id, exc)
 
-    async def _resume_enqueue(self, delivery_id: str, jobs: list[PlannedJob]) -> None:
+    async def _duplicate(
+        self,
+        ctx: EventContext[Envelope],
+        digest: str,
+        jobs: list[PlannedJob],
+        budget: _StoreBudget,
+    ) -> None:
+        """A delivery id seen before: warn when the body differs, else resume its enqueue."""
+        delivery_id = ctx.delivery_id
+        stored = await self._store_step(
+            "read the recorded delivery",
+            delivery_id,
+            budget,
+            lambda within: self._deliveries.find(delivery_id, within=within),
+        )
+        if stored is not None and stored.payload_sha256 != digest:
+            # Not GitHub redelivering (its redeliveries are byte for byte): a replayed or
+            # forged id. Nothing of the new body is acted on, and the body is not logged.
+            log.warning(
+                "delivery %s reused with a different body (sha256 %s... recorded, %s... now): "
+                "answered duplicate, nothing enqueued",
+                delivery_id,
+                stored.payload_sha256[:12],
+                digest[:12],
+            )
+            return
+        log.info("delivery %s (%s) is a duplicate", delivery_id, ctx.key)
+        if jobs and stored is not None:
+            await self._resume_enqueue(stored, jobs)
+
+    async def _resume_enqueue(self, stored: StoredDelivery, jobs: list[PlannedJob]) -> None:
         """A redelivery of a recent, recorded delivery enqueues its jobs again.
 
         If the process died between recording and enqueueing, this is what gets the work
@@ -202,17 +264,20 @@ class DeliveryProcessor:
         and the enqueue is a no-op. Older deliveries are left alone: their job results may
         have expired and re-running them could start work twice.
         """
-        stored = await self._deliveries.find(delivery_id)
-        if stored is None or stored.status != DeliveryStatus.QUEUED.value:
+        if stored.status != DeliveryStatus.QUEUED.value:
             return
-        received = stored.received_at if stored.received_at.tzinfo else stored.received_at.replace(tzinfo=UTC)
+        received = (
+            stored.received_at
+            if stored.received_at.tzinfo
+            else stored.received_at.replace(tzinfo=UTC)
+        )
         if datetime.now(UTC) - received > RESUME_WINDOW:
             return
-        await self._enqueue(delivery_id, jobs)
+        await self._enqueue(stored.delivery_id, jobs)
 
     async def _enqueue(self, delivery_id: str, jobs: list[PlannedJob]) -> None:
         try:
-            async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+            async with asyncio.timeout(self._enqueue_timeout_s):
                 # A job id arq already holds comes back as None: that work is queued already.
                 await asyncio.gather(
                     *(
@@ -224,11 +289,51 @@ class DeliveryProcessor:
             reason = f"enqueue failed: {type(exc).__name__}: {exc}"
             log.error("delivery %s: %s", delivery_id, reason)
             try:
-                await self._deliveries.mark_failed(delivery_id, reason)
-            except SQLAlchemyError as store_exc:
-                # Still answer 503; the row stays "queued" and a redelivery is a duplicate.
-                log.error("delivery %s: could not mark it failed: %s", delivery_id, store_exc)
+                await self._deliveries.mark_failed(
+                    delivery_id, reason, within=MARK_FAILED_TIMEOUT_S
+                )
+            except (SQLAlchemyError, TimeoutError) as store_exc:
+                # Still answer 503; the row stays "queued", so the redelivery is a duplicate
+                # that enqueues the same job ids again (see _resume_enqueue).
+                log.error(
+                    "delivery %s: could not mark it failed: %s", delivery_id, _brief(store_exc)
+                )
             raise Unavailable(reason) from exc
+
+    async def _store_step(
+        self,
+        what: str,
+        delivery_id: str,
+        budget: _StoreBudget,
+        step: Callable[[float], Awaitable[T]],
+    ) -> T:
+        """Run one state-store step within what is left of the delivery's store budget.
+
+        Whatever stops it (a lock, a dead server, an exhausted pool) ends as ``Unavailable``
+        naming the state store, so the request is answered 503 and GitHub may redeliver.
+        """
+        within = budget.left()
+        try:
+            if within <= 0:
+                raise TimeoutError("no time left")
+            async with asyncio.timeout(within + _STORE_GRACE_S):
+                return await step(within)
+        except (SQLAlchemyError, TimeoutError) as exc:
+            problem = _brief(exc)
+            log.error("delivery %s: state store could not %s: %s", delivery_id, what, problem)
+            raise Unavailable(f"state store unavailable ({what}): {problem}") from exc
+
+
+def _brief(exc: BaseException) -> str:
+    """One line naming the problem: not the SQL, its parameters or a traceback."""
+    if isinstance(exc, TimeoutError):
+        return f"timed out{f' ({exc})' if str(exc) else ''}"
+    detail: BaseException = exc
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        # The driver's own exception (asyncpg's is the cause of the adapter's wrapper).
+        detail = exc.orig.__cause__ or exc.orig
+    first_line = str(detail).strip().splitlines()[0] if str(detail).strip() else ""
+    return f"{type(detail).__name__}: {first_line}" if first_line else type(detail).__name__
 
 
 class _Action(BaseModel):
@@ -251,7 +356,14 @@ def _summary(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts[:limit]) + more
 
 
-def build_processor(*, settings: Settings, db: Database, arq: ArqRedis) -> DeliveryProcessor:
+def build_processor(
+    *,
+    settings: Settings,
+    db: Database,
+    arq: ArqRedis,
+    store_timeout_s: float = STORE_TIMEOUT_S,
+    enqueue_timeout_s: float = ENQUEUE_TIMEOUT_S,
+) -> DeliveryProcessor:
     """The processor the endpoint and replay share, wired from settings."""
     return DeliveryProcessor(
         router=build_router(),
@@ -263,8 +375,23 @@ def build_processor(*, settings: Settings, db: Database, arq: ArqRedis) -> Deliv
             app_id=settings.app_id,
             default_trigger_label=settings.trigger_label,
         ),
-        trigger_labels=TriggerLabels(db),
+        trigger_labels=TriggerLabelReader(db),
+        store_timeout_s=store_timeout_s,
+        enqueue_timeout_s=enqueue_timeout_s,
     )
+
+
+class TriggerLabelReader:
+    """A repository's configured trigger label (None when unknown or unset), read within a
+    bound the database enforces (see ``Database.begin_within``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def __call__(self, repository: str, within: float) -> str | None:
+        statement = select(Repository.trigger_label).where(Repository.full_name == repository)
+        async with self._db.begin_within(within) as conn:
+            return (await conn.execute(statement)).scalar_one_or_none()
 
 
 def archive_dir(settings: Settings) -> Path:

@@ -16,7 +16,7 @@ from arq.connections import ArqRedis
 from bot.db.database import Database
 from bot.settings import Settings
 from webhooks.archive import PayloadArchive
-from webhooks.deliveries import DeliveryLog
+from webhooks.deliveries import DEFAULT_WITHIN_S, DeliveryLog
 from webhooks.pipeline import (
     BadDelivery,
     DeliveryOutcome,
@@ -26,6 +26,9 @@ from webhooks.pipeline import (
 )
 
 REPLAY_PREFIX = "replay-"
+# Nobody's 10 s window applies to an operator's replay: the store may take as long as it does
+# for the workers.
+REPLAY_STORE_TIMEOUT_S = DEFAULT_WITHIN_S
 # Delivery ids are at most 64 characters: room for the prefix and a counter.
 _ORIGIN_CHARS = 48
 
@@ -69,7 +72,9 @@ async def replay(
     else:
         raise ReplayError("give either a delivery id or a payload file, not both")
     new_id = await _next_id(deliveries, origin)
-    processor = build_processor(settings=settings, db=db, arq=arq)
+    processor = build_processor(
+        settings=settings, db=db, arq=arq, store_timeout_s=REPLAY_STORE_TIMEOUT_S
+    )
     try:
         outcome = await processor.process(event=event, delivery_id=new_id, body=body)
     except BadDelivery as exc:

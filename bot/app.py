@@ -11,21 +11,31 @@ from fastapi.responses import JSONResponse
 
 from bot.services import Services
 from bot.settings import Settings
-from webhooks.ingress import WEBHOOK_PATH, WebhookSecretMissing, webhook_router
+from webhooks.ingress import WEBHOOK_PATH, IngressLimits, WebhookSecretMissing, webhook_router
 
 log = logging.getLogger(__name__)
 
 READY_CHECK_TIMEOUT_S = 2.0
 
 
-def create_app(settings: Settings, services: Services) -> FastAPI:
-    """The FastAPI app. It owns nothing: the caller opens and closes ``services``."""
+def create_app(
+    settings: Settings, services: Services, *, ingress_limits: IngressLimits | None = None
+) -> FastAPI:
+    """The FastAPI app. It owns nothing: the caller opens and closes ``services``.
+
+    ``ingress_limits`` changes how long and how much the webhook endpoint waits (tests shorten
+    the body timeout); the defaults keep every answer inside GitHub's 10 s.
+    """
     app = FastAPI(title="Agent Factory", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.services = services
     app.include_router(health_router(services))
     try:
-        app.include_router(webhook_router(settings=settings, db=services.db, arq=services.redis))
+        app.include_router(
+            webhook_router(
+                settings=settings, db=services.db, arq=services.redis, limits=ingress_limits
+            )
+        )
         app.state.webhooks_enabled = True
     except WebhookSecretMissing as exc:
         log.warning("%s", exc)

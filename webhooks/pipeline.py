@@ -319,19 +319,24 @@ class DeliveryProcessor:
             async with asyncio.timeout(within + _STORE_GRACE_S):
                 return await step(within)
         except (SQLAlchemyError, TimeoutError) as exc:
-            problem = _brief(exc)
-            log.error("delivery %s: state store could not %s: %s", delivery_id, what, problem)
-            raise Unavailable(f"state store unavailable ({what}): {problem}") from exc
+            log.error("delivery %s: state store could not %s: %s", delivery_id, what, _brief(exc))
+            # The answer names the kind of failure only; details (hosts, SQL) stay in the log.
+            kind = "timed out" if isinstance(exc, TimeoutError) else type(_cause(exc)).__name__
+            raise Unavailable(f"state store unavailable ({what}): {kind}") from exc
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The driver's own exception (asyncpg's is the cause of SQLAlchemy's adapter's)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return exc.orig.__cause__ or exc.orig
+    return exc
 
 
 def _brief(exc: BaseException) -> str:
     """One line naming the problem: not the SQL, its parameters or a traceback."""
     if isinstance(exc, TimeoutError):
         return f"timed out{f' ({exc})' if str(exc) else ''}"
-    detail: BaseException = exc
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        # The driver's own exception (asyncpg's is the cause of the adapter's wrapper).
-        detail = exc.orig.__cause__ or exc.orig
+    detail = _cause(exc)
     first_line = str(detail).strip().splitlines()[0] if str(detail).strip() else ""
     return f"{type(detail).__name__}: {first_line}" if first_line else type(detail).__name__
 

@@ -24,6 +24,7 @@ from agents.untrusted import sanitize, wrap_untrusted
 from agents.workspace import branch_name
 from bot.github.errors import scrub
 
+
 def pr_body(feature: FeatureView, plan_url: str | None, result: CoderResult, stop: str) -> str:
     gates = result.gate_results
     lines = [
@@ -73,10 +74,10 @@ class CoderStage:
         workspace = await toolbox.workspace(feature.installation_id, info.clone_url)
         async with workspace as ws:
             await ws.clone()
-            exclude_leftovers(ws.path)
+            exclude_leftovers(ws)
             base_sha = await ws.head()
             await ws.checkout_branch(branch, base=info.default_branch)
-            sandbox = toolbox.sandbox_for(ws.path)
+            sandbox = toolbox.sandbox_for(ws.path, ws.git_dir)
             if config.setup:
                 await ctx.progress("running the setup steps")
                 failure = await run_setup(
@@ -92,6 +93,7 @@ class CoderStage:
             async def restore() -> None:
                 await ws.git("reset", "--hard", "--quiet", start_sha)
                 await ws.git("clean", "-fd", "--quiet")
+
             await ctx.progress("implementing")
             try:
                 result = await Coder(
@@ -153,8 +155,12 @@ class CoderStage:
         repository's file tree, what the knowledge store finds for the plan, and the round's
         review feedback."""
         tree = await gh.get_tree(default_branch)
-        parts = ["## Files\n" + render_file_tree([e.path for e in tree.entries if e.type == "blob"])]
-        knowledge = await toolbox.context_for(feature.repository, f"{plan.title}\n{plan.for_coder()}")
+        parts = [
+            "## Files\n" + render_file_tree([e.path for e in tree.entries if e.type == "blob"])
+        ]
+        knowledge = await toolbox.context_for(
+            feature.repository, f"{plan.title}\n{plan.for_coder()}"
+        )
         if knowledge:
             parts.append(knowledge)
         if feature.guidance:

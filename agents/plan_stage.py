@@ -57,7 +57,7 @@ class PlannerStage:
                     knowledge=knowledge,
                     guidance=feature.guidance or "",
                     gates=config.validation_gates,
-                    tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path)),
+                    tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path, ws.git_dir)),
                     on_step=ctx.checkpoint,
                     resume_from=ctx.resume,
                 )

@@ -71,7 +71,7 @@ class ReviewerStage:
                     diff=diff,
                     budget=feature_budget(config, feature),
                     knowledge=knowledge,
-                    tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path)),
+                    tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path, ws.git_dir)),
                     on_step=ctx.checkpoint,
                 )
         except ReviewFailed as exc:

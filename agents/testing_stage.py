@@ -47,9 +47,9 @@ class TesterStage:
         workspace = await ctx.tools.workspace(feature.installation_id, info.clone_url)
         async with workspace as ws:
             await ws.clone()
-            exclude_leftovers(ws.path)
+            exclude_leftovers(ws)
             head = await ws.checkout_branch(feature.branch)
-            sandbox = ctx.tools.sandbox_for(ws.path)
+            sandbox = ctx.tools.sandbox_for(ws.path, ws.git_dir)
             if config.setup:
                 await ctx.progress("running the setup steps")
                 failure = await run_setup(

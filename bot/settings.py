@@ -6,11 +6,19 @@ several processes can hold different settings side by side.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PUBLIC_GITHUB_API = "https://api.github.com"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -67,7 +75,8 @@ class Settings(BaseSettings):
         default=None, description="Embedded Chroma directory. Unset: <data dir>/chroma."
     )
     chroma_url: str | None = Field(
-        default=None, description="URL of a Chroma server shared by all workers (overrides chroma_path)."
+        default=None,
+        description="URL of a Chroma server shared by all workers (overrides chroma_path).",
     )
     knowledge: bool = Field(
         default=True,
@@ -110,21 +119,23 @@ class Settings(BaseSettings):
     sandbox_memory_mb: int = Field(default=2048, ge=64, description="Memory limit of a command.")
     sandbox_cpus: float = Field(default=1.0, gt=0, description="CPU share of a command (Docker).")
     sandbox_pids: int = Field(default=256, ge=16, description="Process limit of a command.")
-    sandbox_tmp_mb: int = Field(default=1024, ge=16, description="Size of a command's private /tmp.")
+    sandbox_tmp_mb: int = Field(
+        default=1024, ge=16, description="Size of a command's private /tmp."
+    )
     sandbox_disk_mb: int = Field(
         default=4096, ge=16, description="Disk quota of a workspace (the clone and all it gains)."
     )
     sandbox_command_disk_mb: int = Field(
         default=2048, ge=1, description="How much one command may add to its workspace on disk."
     )
-    sandbox_toolchains: list[Path] = Field(
+    sandbox_toolchains: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description=(
             "Extra host directories commands see read-only (toolchains such as /opt/node); the "
             "OS and the bot's Python are always visible, nothing else is."
         ),
     )
-    sandbox_hidden_paths: list[Path] = Field(
+    sandbox_hidden_paths: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description=(
             "Extra host paths hidden from commands, added to the defaults (credential stores, "
@@ -139,14 +150,14 @@ class Settings(BaseSettings):
             "from this base (50,000 ids)."
         ),
     )
-    sandbox_setup_allow: list[str] = Field(
+    sandbox_setup_allow: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
             "Hosts setup steps may reach besides the package registries (names, or *.suffix); "
             "always at public addresses only."
         ),
     )
-    sandbox_setup_allow_private: list[str] = Field(
+    sandbox_setup_allow_private: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="host[:port] setup steps may reach at a private address (an internal mirror).",
     )
@@ -167,6 +178,23 @@ class Settings(BaseSettings):
         default="auto", description="Logs as JSON lines (auto: when stderr is not a TTY)."
     )
     log_level: str = Field(default="INFO", description="Python log level.")
+
+    @field_validator(
+        "sandbox_toolchains",
+        "sandbox_hidden_paths",
+        "sandbox_setup_allow",
+        "sandbox_setup_allow_private",
+        mode="before",
+    )
+    @classmethod
+    def _list_from_text(cls, value: object) -> object:
+        # Lists come from the environment as a JSON array or as comma-separated text.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @field_validator("sandbox", mode="before")
     @classmethod
@@ -242,7 +270,8 @@ class SettingsError(Exception):
         # The offending field names, so `factory doctor` can check everything else.
         self.fields = fields or []
         super().__init__(
-            "Agent Factory cannot start; fix these settings:\n" + "\n".join(f"  - {p}" for p in problems)
+            "Agent Factory cannot start; fix these settings:\n"
+            + "\n".join(f"  - {p}" for p in problems)
         )
 
 

@@ -179,10 +179,12 @@ async def factory_run(
     body: str = ISSUE_BODY,
     api_key: str | None = API_KEY,
     extra_files: Mapping[str, str] | None = None,
+    settings_env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Run]:
     """Label an issue on the calc repository and wait until the run ends and says so."""
     llm = FakeAnthropic(script)
     env = {"ANTHROPIC_API_KEY": api_key} if api_key else {}
+    env.update(settings_env or {})
     files = {**repo_files(yml), **(extra_files or {})}
     async with (
         httpx2.AsyncClient(transport=llm.transport()) as http,
@@ -704,7 +706,7 @@ def _connect_probe(redis_url: str, said: str) -> str:
 
     where = urlsplit(redis_url)
     return (
-        f"{sys.executable} -c \"import socket; "
+        f'{sys.executable} -c "import socket; '
         f"socket.create_connection(('{where.hostname}', {where.port or 6379}), 5); "
         f"print('{said}')\""
     )
@@ -714,53 +716,84 @@ def _last_tool_result(request: Mapping[str, Any]) -> str:
     return json.dumps(request["messages"][-1])
 
 
-async def test_setup_steps_prepare_the_checkout_with_network_and_stay_out_of_the_pr(
+@contextlib.asynccontextmanager
+async def package_mirror(body: bytes) -> AsyncIterator[int]:
+    """A loopback HTTP server standing in for a package index; yields its port."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_setup_steps_prepare_the_checkout_through_the_egress_proxy_and_stay_out_of_the_pr(
     tmp_path: Path, redis_url: str
 ) -> None:
-    setup = [
-        f"{sys.executable} -m venv --without-pip .venv",
-        _connect_probe(redis_url, "setup reached the network") + " > setup-ran.txt",
-    ]
-    yml = factory_yml() + f"setup: {json.dumps(setup)}\nsetup_timeout_s: 120\n"
-    script = [
-        tool_call("submit_plan", PLAN),
-        tool_call("run_command", {"command": "cat setup-ran.txt; ls .venv/bin/python"}),
-        tool_call("run_command", {"command": _connect_probe(redis_url, "coder reached it")}),
-        tool_call(
-            "edit_file",
-            {"path": "calc.py", "old_text": "    return a - b", "new_text": "    return a + b"},
-        ),
-        tool_call("run_command", {"command": "git status --short"}),
-        tool_call("complete_step", {"step": 1, "message": "Return the sum from add()"}),
-        tool_call("finish", {"summary": "add() now returns a + b."}),
-    ]
-    async with factory_run(tmp_path, redis_url, script, yml=yml) as run:
-        feature, fake, repo = run.feature, run.bot.fake, run.repo
-        assert feature.state == "completed", feature.error
-        coder = run.coder_requests()
-        assert len(coder) == 6
-
-        # The coder found what setup made: the file it wrote while online, and the venv.
-        seen = _last_tool_result(coder[1])
-        assert "exit code 0" in seen and "setup reached the network" in seen
-        assert ".venv/bin/python" in seen
-        # The coder's own commands stay offline.
-        probed = _last_tool_result(coder[2])
-        assert "exit code 1" in probed and "Connection refused" in probed
-        assert "--- stdout ---" not in probed
-        # Git sees only the coder's edit: setup's files are excluded from the start.
-        status = _last_tool_result(coder[4])
-        assert "M calc.py" in status
-        assert "setup-ran.txt" not in status and ".venv" not in status
-
-        # The pull request carries the fix and nothing setup wrote.
-        assert feature.branch is not None
-        assert [c.filename for c in fake.git(repo).diff_files("main", feature.branch)] == [
-            "calc.py"
+    """Setup steps fetch what they need from an allowed host (an internal mirror the operator
+    listed) through the egress proxy; the host's Redis stays unreachable to them, and entirely
+    to the coder's own commands."""
+    async with package_mirror(b"fetched from the mirror") as port:
+        fetch = (
+            f'{sys.executable} -c "import urllib.request; print(urllib.request.urlopen('
+            f"'http://127.0.0.1:{port}/simple/', timeout=5).read().decode())\""
+        )
+        setup = [
+            f"{sys.executable} -m venv --without-pip .venv",
+            f"{fetch} > setup-ran.txt",
+            f"{_connect_probe(redis_url, 'setup reached redis')} >> setup-ran.txt "
+            "|| echo 'redis refused' >> setup-ran.txt",
         ]
-        assert fake.file_at(repo, feature.branch, "setup-ran.txt") is None
-        assert fake.file_at(repo, feature.branch, ".venv/pyvenv.cfg") is None
-        assert run.pulls()[0].pull.draft is False
+        yml = factory_yml() + f"setup: {json.dumps(setup)}\nsetup_timeout_s: 120\n"
+        script = [
+            tool_call("submit_plan", PLAN),
+            tool_call("run_command", {"command": "cat setup-ran.txt; ls .venv/bin/python"}),
+            tool_call("run_command", {"command": _connect_probe(redis_url, "coder reached it")}),
+            tool_call(
+                "edit_file",
+                {"path": "calc.py", "old_text": "    return a - b", "new_text": "    return a + b"},
+            ),
+            tool_call("run_command", {"command": "git status --short"}),
+            tool_call("complete_step", {"step": 1, "message": "Return the sum from add()"}),
+            tool_call("finish", {"summary": "add() now returns a + b."}),
+        ]
+        allow = {"FACTORY_SANDBOX_SETUP_ALLOW_PRIVATE": json.dumps([f"127.0.0.1:{port}"])}
+        async with factory_run(tmp_path, redis_url, script, yml=yml, settings_env=allow) as run:
+            feature, fake, repo = run.feature, run.bot.fake, run.repo
+            assert feature.state == "completed", feature.error
+            coder = run.coder_requests()
+            assert len(coder) == 6
+
+            # The coder found what setup made: what it fetched through the proxy, and the venv;
+            # the same setup step could not reach the host's Redis.
+            seen = _last_tool_result(coder[1])
+            assert "exit code 0" in seen and "fetched from the mirror" in seen
+            assert "redis refused" in seen and "setup reached redis" not in seen
+            assert ".venv/bin/python" in seen
+            # The coder's own commands stay offline.
+            probed = _last_tool_result(coder[2])
+            assert "exit code 1" in probed and "Connection refused" in probed
+            assert "--- stdout ---" not in probed
+            # Git sees only the coder's edit: setup's files are excluded from the start.
+            status = _last_tool_result(coder[4])
+            assert "M calc.py" in status
+            assert "setup-ran.txt" not in status and ".venv" not in status
+
+            # The pull request carries the fix and nothing setup wrote.
+            assert feature.branch is not None
+            assert [c.filename for c in fake.git(repo).diff_files("main", feature.branch)] == [
+                "calc.py"
+            ]
+            assert fake.file_at(repo, feature.branch, "setup-ran.txt") is None
+            assert fake.file_at(repo, feature.branch, ".venv/pyvenv.cfg") is None
+            assert run.pulls()[0].pull.draft is False
 
 
 async def test_a_failing_setup_step_fails_the_run_before_any_coder_call(
@@ -837,7 +870,9 @@ async def test_a_requested_changes_review_sends_its_inline_comments_to_the_next_
     llm = FakeAnthropic(script)
     async with (
         httpx2.AsyncClient(transport=llm.transport()) as http,
-        running_bot(tmp_path, redis_url, files=repo_files(yml), env={"ANTHROPIC_API_KEY": API_KEY}) as bot,
+        running_bot(
+            tmp_path, redis_url, files=repo_files(yml), env={"ANTHROPIC_API_KEY": API_KEY}
+        ) as bot,
     ):
         # The real planner and coder; the review stage is held open while carol, who has
         # write access, reviews the pull request.
@@ -985,9 +1020,7 @@ async def test_the_reviewer_asks_for_a_test_the_coder_adds_it_and_the_next_revie
         f"validation_gates: [{json.dumps(GATE)}]\n"
         "stages: {review: true, test: false, deploy: false}\n"
     )
-    negative_test = (
-        TEST_CALC + "\n\ndef test_add_negative():\n    assert add(-2, -3) == -5\n"
-    )
+    negative_test = TEST_CALC + "\n\ndef test_add_negative():\n    assert add(-2, -3) == -5\n"
     first_review = tool_call(
         "submit_review",
         {

@@ -15,6 +15,11 @@ BASE_ENV: Mapping[str, str] = {
     "LANG": "C.UTF-8",
     "LC_ALL": "C.UTF-8",
     "TMPDIR": "/tmp",
+    # The workspace's git directory is the bot's (read-only here) while the command runs as
+    # another user; without this, `git status` in the sandbox refuses "dubious ownership".
+    "GIT_CONFIG_COUNT": "1",
+    "GIT_CONFIG_KEY_0": "safe.directory",
+    "GIT_CONFIG_VALUE_0": "*",
 }
 
 

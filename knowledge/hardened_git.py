@@ -39,7 +39,13 @@ HARDENED_CONFIG: tuple[str, ...] = (
     # The sandbox may own the work tree (another uid); the explicit git dir is ours.
     "safe.directory=*",
     "credential.helper=",  # empty first: drops any helper configured elsewhere
+    # Callers allow the one protocol they use (protocol.<scheme>.allow=always, given later);
+    # the named ones are refused even where a configuration file allows them by name.
     "protocol.allow=never",
+    "protocol.ext.allow=never",
+    "protocol.file.allow=never",
+    "protocol.ssh.allow=never",
+    "protocol.git.allow=never",
 )
 
 # Variables git may need from the bot's environment; everything else (GIT_*, the bot's secrets,

@@ -259,7 +259,9 @@ $g -C sub init -q && $g -C sub add inner.txt && $g -C sub commit -qm inner
 git -C sub config core.fsmonitor {run}
 git -C sub config diff.ignoreSubmodules none
 mkdir -p sub/.git/hooks
-for h in {" ".join(HOOKS)}; do printf '%s' {hook} > sub/.git/hooks/$h; chmod +x sub/.git/hooks/$h; done
+for h in {" ".join(HOOKS)}; do
+  printf '%s' {hook} > sub/.git/hooks/$h && chmod +x sub/.git/hooks/$h
+done
 echo '.evil*' >> .gitignore
 mkdir sub2 && echo two > sub2/two.txt
 cp -r sub/.git "$PWD/.evil-sub2" && echo "gitdir: $PWD/.evil-sub2" > sub2/.git
@@ -273,7 +275,8 @@ echo @@planted@@
         assert "@@planted@@" in result.stdout, result
         with caplog.at_level(logging.WARNING, logger="agents.workspace"):
             sha, pushed = await commit_and_push(ws, "nested")
-        left = sorted(p.relative_to(ws.path).as_posix() for p in ws.path.rglob("*") if p.name.casefold() == ".git")
+        found = ws.path.rglob("*")
+        left = sorted(p.relative_to(ws.path).as_posix() for p in found if p.name.lower() == ".git")
 
     assert_nothing_ran(marker)
     assert pushed
@@ -360,7 +363,9 @@ async def test_gitattributes_cannot_select_drivers_the_hosts_configuration_defin
         REPO,
         "main",
         {
-            ".gitattributes": "* filter=evil diff=evil merge=evil\n*.bin filter=lfs diff=lfs -text\n",
+            ".gitattributes": (
+                "* filter=evil diff=evil merge=evil\n*.bin filter=lfs diff=lfs -text\n"
+            ),
             "big.bin": pointer,
         },
     )

@@ -80,7 +80,10 @@ class WorkspacePaths:
             raise ToolInputError(
                 f"path {raw!r} contains '..'; paths must stay inside the repository"
             )
-        resolved = (self.root / candidate).resolve()
+        try:
+            resolved = (self.root / candidate).resolve()
+        except (OSError, RuntimeError) as exc:  # Python 3.11 raises RuntimeError for a loop
+            raise ToolInputError(f"path {raw!r} cannot be resolved: {exc}") from exc
         if not self._inside(resolved):
             raise ToolInputError(
                 f"path {raw!r} resolves outside the repository (through a symlink); refused"

@@ -40,12 +40,20 @@ def iter_files(paths: WorkspacePaths, start: Path) -> Iterator[tuple[Path, str]]
     for directory, dirnames, filenames in os.walk(start):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS)
         for filename in sorted(filenames):
+            if filename == ".git":
+                continue  # the work tree's link to its git dir
             path = Path(directory, filename)
-            if path.is_symlink():
-                resolved = path.resolve()
-                if paths.root not in resolved.parents or not resolved.is_file():
-                    continue
+            if path.is_symlink() and not _links_to_file_inside(paths, path):
+                continue
             yield path, paths.relative(path)
+
+
+def _links_to_file_inside(paths: WorkspacePaths, link: Path) -> bool:
+    try:
+        resolved = link.resolve()
+    except (OSError, RuntimeError):  # a loop; Python 3.11 raises RuntimeError for it
+        return False
+    return paths.root in resolved.parents and resolved.is_file()
 
 
 def read_text(path: Path) -> str | None:

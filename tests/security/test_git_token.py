@@ -98,6 +98,8 @@ async def test_only_commands_that_talk_to_the_remote_get_the_token(
         assert helper == (call.command in NETWORK), call
         assert not any(token in a for a in call.argv)
     assert fake.file_at(REPO, branch, "change.txt") == "change\n"
+    # exclude_untracked wrote the git dir's info/exclude, and the bot's git honoured it.
+    assert fake.file_at(REPO, branch, "setup-output.txt") is None
 
 
 async def test_the_token_is_in_no_file_under_the_workspace(

@@ -181,3 +181,36 @@ async def test_links_the_model_makes_cannot_carry_a_write_to_the_host(
     assert (directory / "only-on-the-host.txt").read_text() == f"{SECRET}\n"
     assert not (tmp_path / "workspaces" / "secret.txt").exists()
     assert config_after == config_before
+
+
+async def test_a_tracked_directory_swapped_for_a_link_is_neither_read_nor_written_through(
+    bot: Bot, fake: FakeGitHub, tmp_path: Path
+) -> None:
+    """The model replaces the tracked `src/` with a link to a host directory. Committing
+    records the link itself (not the host's files), and restoring the branch (`reset --hard`,
+    what a redone coder try does) puts `src/` back without writing into the host directory."""
+    _, directory = host_secrets(tmp_path)
+    before = {p.name: p.read_bytes() for p in directory.iterdir()}
+    branch = "factory/issue-10-swapped"
+    async with await bot.workspace() as ws:
+        await ws.clone()
+        start = await ws.checkout_branch(branch)
+        sandbox = BubblewrapSandbox(ws.path, git_dir=ws.git_dir)
+        swapped = await sandbox.run(
+            f"rm -rf src && ln -s {directory} src && echo @@swapped@@", cwd=ws.path, timeout_s=60
+        )
+        assert "@@swapped@@" in swapped.stdout, swapped
+        sha = await ws.commit_all("Swap src for a link")
+        await ws.push()
+        await ws.git("reset", "--hard", "--quiet", start)
+        await ws.git("clean", "-fd", "--quiet")
+        restored = (ws.path / "src").is_symlink(), (ws.path / "src" / "app.py").read_text()
+
+    assert sha is not None and fake.branch_sha(REPO, branch) == sha
+    entries = fake.git(REPO).out("ls-tree", "-r", sha).splitlines()
+    assert [e.split("\t")[1] for e in entries if e.startswith("120000 ")] == ["src"]
+    assert fake.file_at(REPO, branch, "src") == str(directory)
+    listed = fake.git(REPO).git("grep", "-l", "-F", "-e", SECRET, sha, check=False)
+    assert listed.returncode == 1  # no pushed file holds the secret
+    assert restored == (False, "print('hello')\n")
+    assert {p.name: p.read_bytes() for p in directory.iterdir()} == before

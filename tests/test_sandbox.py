@@ -438,7 +438,10 @@ def docker_sandbox(workspace: Path) -> DockerSandbox:
     if not _docker_answers():
         pytest.skip("no Docker engine answers")
     image = os.environ.get("FACTORY_SANDBOX_TEST_IMAGE", DEFAULT_DOCKER_IMAGE)
-    sandbox = make_sandbox("docker", workspace_root=workspace, docker_image=image)
+    try:
+        sandbox = make_sandbox("docker", workspace_root=workspace, docker_image=image)
+    except SandboxUnavailable as exc:
+        pytest.skip(f"an engine answers but cannot run the sandbox: {exc}")
     assert isinstance(sandbox, DockerSandbox)
     return sandbox
 

@@ -1,0 +1,783 @@
+"""What a reader sees of a text on GitHub, kept as the source the model can read.
+
+Anyone who can open an issue can put text in it that the page never shows: invisible and
+bidirectional-control characters, HTML comments, link reference definitions nobody uses
+(`[//]: # (...)`), footnotes nobody cites, elements GitHub strips or the browser hides
+(`<script>`, `hidden`, `display:none`), and attribute text (image alt, link and `title`
+attributes, `aria-label`). A model reading the source would see instructions the maintainer
+never saw. `visible_markdown` removes what is never shown and marks in place what shows only on
+hover, when an image fails, or to a screen reader (`[image: ...]`, `(title: ...)`), so nothing
+is there secretly. Where GitHub's behaviour is uncertain, the choice shows the model less.
+
+Code is shown verbatim on GitHub, so fenced and indented code blocks and inline code spans are
+kept exactly (a `<!-- -->` in a code block IS visible). Blocks come from markdown-it-py, which
+follows CommonMark as GitHub's cmark-gfm does; the rest is single passes and regexes without
+nested ambiguity, so adversarial input stays linear. Text longer than `MAX_PARSED_CHARS` (twice
+GitHub's 65,536-character body limit) is not parsed: all of it is treated as prose and every
+definition-looking line goes, which can only show the model less.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from html.entities import html5 as HTML5_ENTITIES
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import normalizeReference, unescapeAll
+
+MAX_PARSED_CHARS = 131_072
+
+# --------------------------------------------------------------------------------------------
+# Invisible characters
+
+_KEPT_CONTROLS = frozenset("\n\t")
+
+# Invisible characters outside the `Cf` (format) category, which `is_invisible` catches wholesale
+# (zero-width spaces and joiners, bidi embeddings/overrides/isolates, soft hyphen, BOM, tag
+# characters U+E0000-E007F, interlinear annotations ...).
+_INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x115F, 0x1160),  # Hangul choseong/jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian variation selectors and vowel separator
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xE0000, 0xE007F),  # tags (also Cf; kept here so the intent is explicit)
+    (0xE0100, 0xE01EF),  # variation selectors supplement
+)
+
+
+@lru_cache(maxsize=4096)
+def is_invisible(char: str) -> bool:
+    if char in _KEPT_CONTROLS:
+        return False
+    if unicodedata.category(char) in ("Cf", "Cc", "Co", "Cn"):
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _INVISIBLE_RANGES)
+
+
+# Printable ASCII is always visible: only runs of anything else are looked at, char by char.
+_MAYBE_INVISIBLE = re.compile(r"[^\x20-\x7e\n]+")
+
+
+def strip_invisible(text: str) -> str:
+    """Remove characters that render as nothing (carriage returns become plain newlines)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _MAYBE_INVISIBLE.sub(
+        lambda run: "".join(char for char in run[0] if not is_invisible(char)), text
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# HTML: markup that is never shown, elements whose content is hidden, attribute text
+
+# Comments, processing instructions, CDATA and declarations: the page shows none of them. An
+# unclosed one hides the rest of the text, as a comment opening an HTML block does on GitHub.
+_NEVER_SHOWN = re.compile(
+    r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!\[CDATA\[.*?(?:\]\]>|\Z)|<![A-Za-z][^>]*(?:>|\Z)",
+    re.DOTALL,
+)
+# CommonMark's raw HTML tag; the attribute list cannot backtrack far (names and values never
+# contain whitespace, `<`, `>` or `=` unquoted).
+_ATTRIBUTE = re.compile(
+    r"""([A-Za-z_:][A-Za-z0-9_.:-]*)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
+)
+_ATTRIBUTES = r"""(?:\s+[A-Za-z_:][A-Za-z0-9_.:-]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*"""
+_TAG = re.compile(
+    rf"<(?:(?P<name>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>{_ATTRIBUTES})\s*(?P<slash>/?)>"
+    r"|/(?P<closing>[A-Za-z][A-Za-z0-9-]*)\s*>)"
+)
+_AUTOLINK = re.compile(
+    r"<(?:[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*"
+    r"|[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+)
+
+# Elements GitHub drops with their content (or, for the tag filter's list, shows as escaped text:
+# either way the model need not see the content as markup).
+_CONTENT_NEVER_SHOWN = frozenset(
+    [
+        "script",
+        "style",
+        "template",
+        "noscript",
+        "title",
+        "textarea",
+        "iframe",
+        "noembed",
+        "noframes",
+        "xmp",
+        "object",
+        "applet",
+    ]
+)
+# Their content is raw text: it ends at the first closing tag, whatever looks like a tag inside.
+_RAW_TEXT = frozenset(
+    ["script", "style", "title", "textarea", "iframe", "noembed", "noframes", "xmp", "noscript"]
+)
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+    ]
+)
+_HIDING_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)"
+    r"|(?:opacity|font-size)\s*:\s*[0.]+[a-z%]*\s*(?:[;!]|$)",
+    re.IGNORECASE,
+)
+
+# Attribute text a reader can see somehow (on hover, when an image fails, through a screen
+# reader) is shown in the text as `[image: ...]` or `(title: ...)`; URLs stay (a link shows its
+# target on hover, as a Markdown link does); a few presentational values stay when they are what
+# they claim to be; any other attribute value is text nobody sees, so it goes.
+_MARKED_ATTRIBUTES = {
+    "alt": "image",
+    "title": "title",
+    "aria-label": "label",
+    "aria-description": "description",
+}
+_URL_ATTRIBUTES = frozenset({"href", "src", "srcset", "cite"})
+_SIZE = r"\d{1,5}(?:\.\d{1,3})?(?:%|px)?"
+_PRESENTATION = {
+    name: re.compile(pattern, re.IGNORECASE)
+    for name, pattern in {
+        "width": _SIZE,
+        "height": _SIZE,
+        "align": "left|right|center|justify|top|middle|bottom",
+        "valign": "top|middle|bottom|baseline",
+        "colspan": r"\d{1,3}",
+        "rowspan": r"\d{1,3}",
+        "start": r"-?\d{1,9}",
+        "type": "1|a|i|checkbox",
+        "dir": "ltr|rtl|auto",
+        "lang": r"[a-z]{2,3}(?:-[a-z0-9]{2,8})?",
+        "datetime": r"[0-9][0-9T:.+\-Z ]{0,34}",
+        "media": r"\(prefers-color-scheme:\s?(?:light|dark)\)",
+        "scope": "row|col|rowgroup|colgroup",
+        "open": "|open",
+        "reversed": "|reversed",
+        "checked": "|checked",
+        "disabled": "|disabled",
+    }.items()
+}
+
+
+def strip_never_shown_markup(text: str) -> str:
+    """Remove `<!-- -->` comments, `<? ?>`, `<![CDATA[ ]]>` and `<!DECLARATIONS>`."""
+    return _NEVER_SHOWN.sub("", text)
+
+
+def strip_hidden_elements(text: str) -> str:
+    """Remove elements a reader never sees, with their content.
+
+    That is `<script>`, `<style>`, `<template>`, `<noscript>`, `<object>` and their kin, any
+    element with the `hidden` attribute or a hiding `style` (`display:none`, `visibility:hidden`,
+    zero opacity or font size), and `<input type="hidden">`. `aria-hidden` content stays: it is
+    only hidden from screen readers, sighted readers see it. An element that is never closed
+    hides the rest of the text.
+    """
+    out: list[str] = []
+    pos = 0
+    while (tag := _TAG.search(text, pos)) is not None:
+        name = (tag["name"] or "").lower()
+        if not name or not _hides_content(name, _attributes(tag["attrs"])):
+            out.append(text[pos : tag.end()])
+            pos = tag.end()
+            continue
+        out.append(text[pos : tag.start()])
+        pos = tag.end() if name in _VOID else _element_end(text, name, tag.end())
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def reveal_attributes(text: str) -> str:
+    """Show attribute text a reader can reach (alt, title, aria-label); drop the rest.
+
+    `<img src="a.png" alt="A cat">` becomes `<img src="a.png">[image: A cat]`; a tag whose
+    attributes are all kept (URLs, honest presentational values) stays exactly as written.
+    """
+
+    def rewrite(tag: re.Match[str]) -> str:
+        if tag["name"] is None:
+            return tag[0]
+        kept: list[str] = []
+        marks: list[str] = []
+        changed = False
+        for attribute in _ATTRIBUTE.finditer(tag["attrs"]):
+            name, value = attribute[1].lower(), _attribute_value(attribute)
+            if name in _URL_ATTRIBUTES or _presentational(name, value):
+                kept.append(attribute[0])
+                continue
+            changed = True
+            shown = _visible_text(value)
+            if name in _MARKED_ATTRIBUTES and shown:
+                marks.append(_mark(_MARKED_ATTRIBUTES[name], shown))
+        if not changed:
+            return tag[0]
+        attributes = "".join(f" {a}" for a in kept)
+        return f"<{tag['name']}{attributes}{' /' if tag['slash'] else ''}>{' '.join(marks)}"
+
+    return _TAG.sub(rewrite, text)
+
+
+def _hides_content(name: str, attributes: dict[str, str]) -> bool:
+    return (
+        name in _CONTENT_NEVER_SHOWN
+        or "hidden" in attributes
+        or (name == "dialog" and "open" not in attributes)
+        or (name == "input" and attributes.get("type", "").strip().lower() == "hidden")
+        or _HIDING_STYLE.search(attributes.get("style", "")) is not None
+    )
+
+
+def _element_end(text: str, name: str, pos: int) -> int:
+    """Where the element opened just before `pos` ends (after its matching closing tag)."""
+    depth = 1
+    for tag in _TAG.finditer(text, pos):
+        if (tag["closing"] or "").lower() == name:
+            depth -= 1
+            if depth == 0:
+                return tag.end()
+        elif name not in _RAW_TEXT and (tag["name"] or "").lower() == name:
+            depth += 1
+    return len(text)
+
+
+def _attributes(source: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for attribute in _ATTRIBUTE.finditer(source):
+        found.setdefault(attribute[1].lower(), _attribute_value(attribute))
+    return found
+
+
+def _attribute_value(attribute: re.Match[str]) -> str:
+    raw = attribute[2] or ""
+    if raw[:1] in ("'", '"'):
+        raw = raw[1:-1]
+    return html.unescape(raw)
+
+
+def _presentational(name: str, value: str) -> bool:
+    pattern = _PRESENTATION.get(name)
+    return pattern is not None and pattern.fullmatch(value.strip()) is not None
+
+
+def _visible_text(value: str) -> str:
+    return " ".join(strip_invisible(value).split())
+
+
+def _mark(kind: str, text: str) -> str:
+    # A mark read again (text sanitised twice) is not marked twice.
+    text = text.removeprefix(f"{kind}: ")
+    return f"[image: {text}]" if kind == "image" else f"({kind}: {text})"
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown: image alt text, link titles, empty links, invisible entities, math phantoms
+
+_BRACKET_EVENT = re.compile(r"\\[\s\S]|[\[\]]|\n[ \t]*(?=\n)")
+_LINK_SPACE = re.compile(r"[ \t]*(?:\n[ \t]*)?")
+_WORD = re.compile(r"\S+")
+_ANGLED_DESTINATION = re.compile(r"<(?:[^<>\n\\]|\\.)*>")
+_LINK_TITLE = re.compile(
+    r'"(?:[^"\\]|\\[\s\S])*"|\'(?:[^\'\\]|\\[\s\S])*\'|\((?:[^()\\]|\\[\s\S])*\)'
+)
+_ENTITY = re.compile(r"&(?:#[xX]([0-9A-Fa-f]{1,6})|#([0-9]{1,7})|([A-Za-z][A-Za-z0-9]{1,31}));")
+_MATH_PHANTOM = re.compile(r"\\[hv]?phantom\b")
+
+Edit = tuple[int, int, str]
+
+
+def reveal_links_and_images(text: str) -> str:
+    """Show what Markdown links and images hide: alt text, titles, links without text.
+
+    `![alt](x.png "t")` becomes `[image: alt](x.png) (title: t)`, `[a](u "t")` becomes
+    `[a](u) (title: t)` and `[](u)` becomes `[(empty link)](u)`. A reference link's title lives
+    in its definition, which `visible_markdown` rewrites the same way.
+    """
+    edits: list[Edit] = []
+    words, titles = _Words(text), dict[int, _Title]()
+    for open_, close in _bracket_pairs(text):
+        empty = not text[open_ + 1 : close].strip()
+        if text[open_ - 1 : open_] == "!" and text[open_ - 2 : open_ - 1] != "\\":
+            edits.append((open_ - 1, open_ + 1, "[image" if empty else "[image: "))
+        elif empty and text.startswith("(", close + 1):
+            edits.append((open_ + 1, close, "(empty link)"))
+        titled = _inline_link_title(text, close, words, titles)
+        if titled is not None:
+            start, end, title = titled
+            shown = _visible_text(title)
+            edits.append((start, end, f") {_mark('title', shown)}" if shown else ")"))
+    return _apply_edits(text, edits)
+
+
+def strip_invisible_entities(text: str) -> str:
+    """Remove character references to invisible characters (`&#8203;`, `&zwj;`, `&#xE0041;`)."""
+
+    def drop(entity: re.Match[str]) -> str:
+        if entity[3] is not None:
+            chars = HTML5_ENTITIES.get(f"{entity[3]};", "")
+        else:
+            code = int(entity[1], 16) if entity[1] else int(entity[2])
+            chars = chr(code) if 0 < code <= 0x10FFFF else ""
+        return "" if chars and all(map(is_invisible, chars)) else entity[0]
+
+    return _ENTITY.sub(drop, text)
+
+
+def reveal_math_phantoms(text: str) -> str:
+    r"""Mark LaTeX `\phantom{...}` (GitHub math renders it as blank space)."""
+    return _MATH_PHANTOM.sub("(invisible:)", text)
+
+
+def _bracket_pairs(text: str) -> list[tuple[int, int]]:
+    """Matching `[` `]` positions in one pass; a blank line ends every open bracket."""
+    stack: list[int] = []
+    pairs: list[tuple[int, int]] = []
+    for event in _BRACKET_EVENT.finditer(text):
+        char = event[0]
+        if char == "[":
+            stack.append(event.start())
+        elif char == "]":
+            if stack:
+                pairs.append((stack.pop(), event.start()))
+        elif char[0] == "\n":
+            stack.clear()
+    return sorted(pairs)
+
+
+def _inline_link_title(
+    text: str, close: int, words: _Words, titles: dict[int, _Title]
+) -> Edit | None:
+    """For `](dest "title")` after position `close`: the span from the end of dest to `)`.
+
+    A bare destination has no whitespace, so it ends where its run of non-space characters does
+    (`words` knows where, without rescanning a run for every `](` inside it); a title is
+    matched once per position however many links end there (`titles`).
+    """
+    if not text.startswith("(", close + 1):
+        return None
+    start = _skip_link_space(text, close + 2)
+    if text.startswith("<", start):
+        angled = _ANGLED_DESTINATION.match(text, start)
+        if angled is None:
+            return None
+        end = angled.end()
+    else:
+        word_end = words.end_of(start)
+        if word_end is None:
+            return None
+        end = word_end
+    pos = _skip_link_space(text, end)
+    if pos == end:
+        return None
+    if pos not in titles:
+        titles[pos] = _title_at(text, pos)
+    found = titles[pos]
+    return None if found is None else (end, found[0], found[1])
+
+
+_Title = tuple[int, str] | None
+
+
+def _title_at(text: str, pos: int) -> _Title:
+    title = _LINK_TITLE.match(text, pos)
+    if title is None:
+        return None
+    close = _skip_link_space(text, title.end())
+    if not text.startswith(")", close):
+        return None
+    return close + 1, unescapeAll(title[0][1:-1])
+
+
+class _Words:
+    """Where each run of non-space characters ends, found in one pass."""
+
+    def __init__(self, text: str) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for word in _WORD.finditer(text):
+            self._starts.append(word.start())
+            self._ends.append(word.end())
+
+    def end_of(self, pos: int) -> int | None:
+        index = bisect_right(self._starts, pos) - 1
+        if index < 0 or pos >= self._ends[index]:
+            return None
+        return self._ends[index]
+
+
+def _skip_link_space(text: str, pos: int) -> int:
+    found = _LINK_SPACE.match(text, pos)
+    return found.end() if found else pos
+
+
+def _apply_edits(text: str, edits: list[Edit]) -> str:
+    out: list[str] = []
+    pos = 0
+    for start, end, replacement in sorted(edits, key=lambda edit: (edit[0], -edit[1])):
+        if start < pos:
+            continue  # inside an edit already made
+        out += [text[pos:start], replacement]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# The source's layout: code kept verbatim, definitions and footnotes a reader never sees
+
+# Holes stand in for the spans the prose steps must not touch. Private-use characters cannot
+# occur in the text: `strip_invisible` removed them, and `visible_markdown` drops strays.
+_HOLE_OPEN, _HOLE_CLOSE = "\ue000", "\ue001"
+_HOLE = re.compile(f"{_HOLE_OPEN}([0-9]+){_HOLE_CLOSE}")
+_BACKTICK_RUN = re.compile(r"`+")
+_INLINE_EVENT = re.compile(r"\\[\s\S]|[<`]")
+_CELL_BAR = re.compile(r"(?<!\\)\|")
+# Each run of spaces can be matched one way only, so a near miss cannot backtrack quadratically.
+_DELIMITER_ROW = re.compile(
+    r"[ \t>]*(?:\|[ \t]*)?:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*(?:\|[ \t]*)?\n?"
+)
+_CONTAINER = r"[ \t>]*(?:(?:[-*+]|[0-9]{1,9}[.)])[ \t]+)?"
+_FOOTNOTE_START = re.compile(rf"{_CONTAINER}\[\^([^\]\n]{{1,999}})\]:")
+_FOOTNOTE_REFERENCE = re.compile(r"\[\^([^\[\]\n]{1,999})\]")
+_BRACKETED = re.compile(r"\[([^\[\]]{1,999})\]")
+_DEFINITION_HEAD = re.compile(
+    rf"({_CONTAINER})\[((?:[^\[\]\\\n]|\\.){{1,999}})\]:[ \t]*(<[^<>\n]*>|[^\s<]\S*)"
+)
+_DEFINITION_LINE = re.compile(r"^[ \t>]*\[(?:[^\[\]\\\n]|\\.){1,999}\]:.*(?:\n|\Z)", re.MULTILINE)
+_MERMAID_COMMENT = re.compile(r"^[ \t>]*%%.*(?:\n|\Z)", re.MULTILINE)
+# The opening fence: what follows the language word is never shown (nor is a language name that
+# is not one).
+_FENCE_INFO = re.compile(r"^([^`~\n]*(?:`{3,}|~{3,})[ \t]*)([\w+#.-]{1,24}(?![^\s]))?[^\n]*")
+
+
+def visible_markdown(text: str) -> str:
+    """GitHub-rendered Markdown as its reader sees it, still as Markdown source.
+
+    Removed: HTML comments and other never-shown markup, hidden elements (see
+    `strip_hidden_elements`), unused link reference definitions (`[//]: # (...)`), footnotes
+    nobody cites, invisible character references, Mermaid `%%` comments. Marked in place: image
+    alt text, link and `title` attributes, `aria-label`, links without text, LaTeX phantoms.
+    Kept exactly: code blocks and code spans, and everything else.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace(_HOLE_OPEN, "").replace(_HOLE_CLOSE, "")
+    fills: list[str] = []
+    prose = _punch(text, _set_aside(text), fills)
+    for step in _PROSE_STEPS:
+        prose = step(prose)
+    restored = _HOLE.sub(lambda hole: fills[int(hole[1])], prose)
+    return restored.replace(_HOLE_OPEN, "").replace(_HOLE_CLOSE, "")
+
+
+_PROSE_STEPS: tuple[Callable[[str], str], ...] = (
+    strip_never_shown_markup,
+    strip_hidden_elements,
+    reveal_attributes,
+    reveal_links_and_images,
+    strip_invisible_entities,
+    reveal_math_phantoms,
+)
+
+
+def _punch(text: str, spans: list[Edit], fills: list[str]) -> str:
+    """Replace each span with a hole that will be filled with its replacement text."""
+    holes: list[Edit] = []
+    for start, end, fill in spans:
+        holes.append((start, end, f"{_HOLE_OPEN}{len(fills)}{_HOLE_CLOSE}"))
+        fills.append(fill)
+    return _apply_edits(text, holes)
+
+
+def _set_aside(text: str) -> list[Edit]:
+    """Spans that are not prose, with what replaces each: code (itself), definitions, footnotes."""
+    if len(text) > MAX_PARSED_CHARS:
+        return [(line.start(), line.end(), "") for line in _DEFINITION_LINE.finditer(text)]
+    layout = _Layout(text)
+    code = layout.code + [
+        (s, e, text[s:e]) for start, end in layout.inline for s, e in _code_spans(text, start, end)
+    ]
+    footnotes = layout.footnotes()
+    at = layout.at
+    # What the text refers to: read where a reader can see it, not in code, definitions,
+    # footnote heads, raw HTML blocks (no Markdown there), comments, hidden elements, attributes.
+    blanked = _blank(
+        text,
+        [(s, e) for s, e, _ in code]
+        + [(at(d.first), at(d.end)) for d in layout.definitions]
+        + [(at(first), head) for first, _, _, head in footnotes]
+        + layout.html_blocks,
+    )
+    seen = _TAG.sub(" ", strip_hidden_elements(strip_never_shown_markup(blanked)))
+    cited = {normalizeReference(m[1]) for m in _FOOTNOTE_REFERENCE.finditer(seen)}
+    used = {normalizeReference(m[1]) for m in _BRACKETED.finditer(seen)}
+
+    spans = [*code]
+    spans += [(at(first), at(end), "") for first, end, label, _ in footnotes if label not in cited]
+    for definition in layout.definitions:
+        if definition.label.startswith("^"):
+            continue  # a footnote: see above
+        span = at(definition.first), at(definition.end)
+        if definition.duplicate or definition.label not in used:
+            spans.append((*span, ""))
+        elif definition.title:
+            source = text[span[0] : span[1]]
+            spans.append((*span, _titled_definition(source, definition.label, definition.title)))
+    return _outermost(spans)
+
+
+@dataclass(frozen=True)
+class _Definition:
+    label: str  # normalised, as markdown-it keys it
+    first: int
+    end: int
+    title: str
+    duplicate: bool  # a later definition of a label: never used
+
+
+class _Layout:
+    """The block structure markdown-it finds, in the lines and characters of `text`."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._starts = [0, *(newline.end() for newline in re.finditer("\n", text))]
+        env: dict[str, Any] = {}
+        self.code: list[Edit] = []
+        self.inline: list[tuple[int, int]] = []  # where code spans can be
+        self.paragraphs: list[tuple[int, int]] = []
+        self.code_blocks: dict[int, int] = {}  # first line -> end line of indented code
+        self.html_blocks: list[tuple[int, int]] = []  # raw HTML: no Markdown inside
+        in_paragraph = False
+        for token in _block_parser().parse(_OTHER_SPACE.sub("x", text), env):
+            if not token.map:
+                continue
+            first, end = token.map
+            if token.type in ("fence", "code_block"):
+                source = text[self.at(first) : self.at(end)]
+                shown = _rendered_fence(source, token.info) if token.type == "fence" else source
+                self.code.append((self.at(first), self.at(end), shown))
+                if token.type == "code_block":
+                    self.code_blocks[first] = end
+            elif token.type == "html_block":
+                self.html_blocks.append((self.at(first), self.at(end)))
+            elif token.type == "inline":
+                self.inline += (
+                    self._segments(first, end) if in_paragraph else [self._span(first, end)]
+                )
+            if token.type in ("paragraph_open", "heading_open"):
+                in_paragraph = token.type == "paragraph_open"
+                if in_paragraph:
+                    self.paragraphs.append((first, end))
+        references = [(label, ref, False) for label, ref in (env.get("references") or {}).items()]
+        references += [(ref["label"], ref, True) for ref in env.get("duplicate_refs") or []]
+        self.definitions = [
+            _Definition(label, ref["map"][0], ref["map"][1], ref.get("title") or "", duplicate)
+            for label, ref, duplicate in references
+        ]
+
+    def at(self, line: int) -> int:
+        return self._starts[line] if line < len(self._starts) else len(self.text)
+
+    def _span(self, first: int, end: int) -> tuple[int, int]:
+        return self.at(first), self.at(end)
+
+    def _segments(self, first: int, end: int) -> list[tuple[int, int]]:
+        """Where a paragraph's code spans can be: all of it, or, from a GFM table's header row
+        on, each cell of each row (GFM splits rows into cells before it reads code spans)."""
+        table = next(
+            (
+                line
+                for line in range(first, end - 1)
+                if _DELIMITER_ROW.fullmatch(self._line(line + 1))
+                and "|" in self._line(line) + self._line(line + 1)
+                and _cell_count(self._line(line)) == _cell_count(self._line(line + 1))
+            ),
+            None,
+        )
+        if table is None:
+            return [self._span(first, end)]
+        segments = [self._span(first, table)] if table > first else []
+        for line in range(table, end):
+            start, stop = self._span(line, line + 1)
+            segments += _cells(self.text, start, stop)
+        return segments
+
+    def footnotes(self) -> list[tuple[int, int, str, int]]:
+        """GitHub footnote definitions: (first line, end line, normalised label, head end).
+
+        `[^label]: text` reads as a link reference definition or as a paragraph line in
+        CommonMark; on GitHub it runs to the next one or the paragraph's end, and on over the
+        blocks indented under it (which CommonMark reads as indented code).
+        """
+        found: list[tuple[int, int, str, int]] = []
+        heads = [(d.first, d.end) for d in self.definitions if d.label.startswith("^")]
+        for first, end in self.paragraphs:
+            lines = [line for line in range(first, end) if self._footnote_head(line)]
+            heads += zip(lines, [*lines[1:], end], strict=False)  # each to the next head
+        for first, end in heads:
+            head = self._footnote_head(first)
+            if head is not None:
+                label = normalizeReference(head[1])
+                found.append((first, self._past_indented_code(end), label, head.end()))
+        return found
+
+    def _footnote_head(self, line: int) -> re.Match[str] | None:
+        return _FOOTNOTE_START.match(self.text, self.at(line), self.at(line + 1))
+
+    def _past_indented_code(self, end: int) -> int:
+        while True:
+            line = end
+            while self.at(line) < len(self.text) and not self._line(line).strip():
+                line += 1
+            if line == end or line not in self.code_blocks:
+                return end
+            end = self.code_blocks[line]
+
+    def _line(self, line: int) -> str:
+        return self.text[self.at(line) : self.at(line + 1)]
+
+
+# Whitespace other than space, tab and newline never shapes CommonMark blocks, and it makes
+# markdown-it-py's HTML-tag regex backtrack exponentially (an unquoted attribute value may hold a
+# no-break space that `\s` matches too: 1 KB took 4 s). The parser gets a copy with a letter in
+# its place (same length, same lines).
+_OTHER_SPACE = re.compile(r"[^\S \t\n]")
+
+
+def _block_parser() -> MarkdownIt:
+    # Blocks only: inline parsing is the slow part of markdown-it and code spans are found below.
+    # Without GFM tables too (markdown-it's table rule is slow on long tables): a table is read as
+    # a paragraph, and `_Layout._segments` splits its rows into cells as GFM does.
+    return MarkdownIt("commonmark").disable("inline")
+
+
+def _titled_definition(source: str, label: str, title: str) -> str:
+    head = _DEFINITION_HEAD.match(source)
+    prefix, written, destination = head.groups() if head else ("", label.lower(), "")
+    ending = "\n" if source.endswith("\n") else ""
+    return f"{prefix}[{written}]: {destination} {_mark('title', _visible_text(title))}{ending}"
+
+
+def _rendered_fence(source: str, info: str) -> str:
+    """A fenced code block as shown: verbatim, but the info string after the language is never
+    shown, and the languages GitHub draws as pictures hide their comments."""
+    source = _FENCE_INFO.sub(r"\1\2", source, count=1)
+    language = (info.split() or [""])[0].lower()
+    if language == "mermaid":
+        return _MERMAID_COMMENT.sub("", source)
+    if language == "math":
+        return reveal_math_phantoms(source)
+    return source
+
+
+def _code_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Inline code spans in `text[start:end]`, CommonMark's way and in linear time.
+
+    Left to right, the first construct to begin wins: a backslash escapes the next character,
+    raw HTML and autolinks are skipped whole, and a backtick run opens a span closed by the next
+    run of the same length (runs are indexed up front, so a missing closer costs no rescan).
+    """
+    runs: dict[int, list[int]] = {}
+    for run in _BACKTICK_RUN.finditer(text, start, end):
+        runs.setdefault(run.end() - run.start(), []).append(run.start())
+    if not runs:
+        return []
+    spans: list[tuple[int, int]] = []
+    misses: dict[str, int] = {}
+    pos = start
+    while (event := _INLINE_EVENT.search(text, pos, end)) is not None:
+        if event[0][0] == "\\":
+            pos = event.end()
+        elif event[0] == "<":
+            pos = _raw_html_end(text, event.start(), end, misses) or event.end()
+        else:
+            run_end = event.start()
+            while run_end < end and text[run_end] == "`":
+                run_end += 1
+            closers = runs.get(run_end - event.start(), [])
+            index = bisect_right(closers, event.start())
+            if index < len(closers):
+                pos = closers[index] + run_end - event.start()
+                spans.append((event.start(), pos))
+            else:
+                pos = run_end
+    return spans
+
+
+def _raw_html_end(text: str, pos: int, end: int, misses: dict[str, int]) -> int | None:
+    if text.startswith("<!--", pos):
+        return _find_after(text, "-->", pos + 4, end, misses)
+    if text.startswith("<?", pos):
+        return _find_after(text, "?>", pos + 2, end, misses)
+    if text.startswith("<![CDATA[", pos):
+        return _find_after(text, "]]>", pos + 9, end, misses)
+    if text.startswith("<!", pos) and text[pos + 2 : pos + 3].isalpha():
+        return _find_after(text, ">", pos + 2, end, misses)
+    found = _TAG.match(text, pos, end) or _AUTOLINK.match(text, pos, end)
+    return found.end() if found else None
+
+
+def _find_after(text: str, marker: str, pos: int, end: int, misses: dict[str, int]) -> int | None:
+    # Once a marker is missing after some position it is missing after every later one.
+    if pos >= misses.get(marker, end + 1):
+        return None
+    found = text.find(marker, pos, end)
+    if found < 0:
+        misses[marker] = pos
+        return None
+    return found + len(marker)
+
+
+def _cells(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    cells: list[tuple[int, int]] = []
+    pos = start
+    for bar in _CELL_BAR.finditer(text, start, end):
+        cells.append((pos, bar.start()))
+        pos = bar.end()
+    return [*cells, (pos, end)]
+
+
+def _cell_count(row: str) -> int:
+    row = row.strip().lstrip("> \t")
+    row = row.removeprefix("|")
+    if row.endswith("|") and not row.endswith("\\|"):
+        row = row[:-1]
+    return len(_CELL_BAR.findall(row)) + 1
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for start, end in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
+def _outermost(spans: list[Edit]) -> list[Edit]:
+    """Sorted spans without those inside another (code inside a removed footnote)."""
+    kept: list[Edit] = []
+    for span in sorted(spans, key=lambda s: (s[0], -s[1])):
+        if not kept or span[0] >= kept[-1][1]:
+            kept.append(span)
+    return kept

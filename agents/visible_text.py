@@ -470,6 +470,12 @@ _DEFINITION_LINE = re.compile(r"^[ \t>]*\[(?:[^\[\]\\\n]|\\.){1,999}\]:.*(?:\n|\
 _MERMAID_COMMENT = re.compile(r"^[ \t>]*%%.*(?:\n|\Z)", re.MULTILINE)
 # The opening fence: what follows the language word is never shown (nor is a language name that
 # is not one).
+_BROWSER_TAG_START = re.compile(r"<!--|<(/?)([A-Za-z][^\s/>]*)")
+_BROWSER_GAP = re.compile(r"[\s/]*")
+_BROWSER_SPACE = re.compile(r"\s*")
+_BROWSER_NAME = re.compile(r"[^\s/>=]*")
+_BROWSER_VALUE = re.compile(r"[^\s>]*")
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_.:-]*")
 _FENCE_INFO = re.compile(r"^([^`~\n]*(?:`{3,}|~{3,})[ \t]*)([\w+#.-]{1,24}(?![^\s]))?[^\n]*")
 
 
@@ -478,14 +484,20 @@ def visible_markdown(text: str) -> str:
 
     Removed: HTML comments and other never-shown markup, hidden elements (see
     `strip_hidden_elements`), unused link reference definitions (`[//]: # (...)`), footnotes
-    nobody cites, invisible character references, Mermaid `%%` comments. Marked in place: image
-    alt text, link and `title` attributes, `aria-label`, links without text, LaTeX phantoms.
-    Kept exactly: code blocks and code spans, and everything else.
+    nobody cites, fence info strings, invisible character references, Mermaid `%%` comments.
+    Marked in place: image alt text, link and `title` attributes, `aria-label`, links without
+    text, LaTeX phantoms. Kept exactly: code blocks and code spans, and everything else. Tags in
+    raw HTML blocks are first read as a browser reads them (`_as_the_browser_reads`).
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace(_HOLE_OPEN, "").replace(_HOLE_CLOSE, "")
+    layout = _Layout(text) if len(text) <= MAX_PARSED_CHARS else None
+    if layout is not None and layout.html_blocks:
+        normal = _as_the_browser_reads(text, layout.html_blocks)
+        if normal != text:
+            text, layout = normal, _Layout(normal)
     fills: list[str] = []
-    prose = _punch(text, _set_aside(text), fills)
+    prose = _punch(text, _set_aside(text, layout), fills)
     for step in _PROSE_STEPS:
         prose = step(prose)
     restored = _HOLE.sub(lambda hole: fills[int(hole[1])], prose)
@@ -511,11 +523,13 @@ def _punch(text: str, spans: list[Edit], fills: list[str]) -> str:
     return _apply_edits(text, holes)
 
 
-def _set_aside(text: str) -> list[Edit]:
-    """Spans that are not prose, with what replaces each: code (itself), definitions, footnotes."""
-    if len(text) > MAX_PARSED_CHARS:
+def _set_aside(text: str, layout: _Layout | None) -> list[Edit]:
+    """Spans that are not prose, with what replaces each: code (itself), definitions, footnotes.
+
+    Without a layout (text too long to parse) every definition-looking line goes.
+    """
+    if layout is None:
         return [(line.start(), line.end(), "") for line in _DEFINITION_LINE.finditer(text)]
-    layout = _Layout(text)
     code = layout.code + [
         (s, e, text[s:e]) for start, end in layout.inline for s, e in _code_spans(text, start, end)
     ]
@@ -657,6 +671,77 @@ class _Layout:
 
     def _line(self, line: int) -> str:
         return self.text[self.at(line) : self.at(line + 1)]
+
+
+def _as_the_browser_reads(text: str, html_blocks: list[tuple[int, int]]) -> str:
+    """Raw HTML blocks with every tag rewritten the way a browser's parser reads it.
+
+    GitHub passes an HTML block through as written, and browsers accept tags CommonMark would
+    not (`<div x="y"hidden>`, `<div/hidden>`), so the passes after this, which read tags the
+    CommonMark way, get each tag in a canonical form: `<name a="v" b>`. A tag left open at the end
+    of its block swallows what follows into its attributes in the rendered page: everything from
+    it on goes.
+    """
+    edits: list[Edit] = []
+    for start, end in html_blocks:
+        pos = start
+        while (tag := _BROWSER_TAG_START.search(text, pos, end)) is not None:
+            if tag[0] == "<!--":
+                close = text.find("-->", tag.end(), end)
+                pos = end if close < 0 else close + 3  # the comment step removes it whole
+                continue
+            parsed = _browser_tag(text, tag.end(), end)
+            if parsed is None:
+                edits.append((tag.start(), len(text), ""))
+                return _apply_edits(text, edits)
+            pos, attributes = parsed
+            closing, name = tag[1], re.sub(r"[^A-Za-z0-9-]", "-", tag[2]).lower()
+            canonical = f"<{closing}{name}{'' if closing else attributes}>"
+            if canonical != text[tag.start() : pos]:
+                edits.append((tag.start(), pos, canonical))
+            if name in _RAW_TEXT and not closing:  # raw text: no tags inside
+                raw_end = re.compile(rf"</{name}(?![A-Za-z0-9-])", re.IGNORECASE)
+                found = raw_end.search(text, pos, end)
+                pos = end if found is None else found.start()
+    return _apply_edits(text, edits)
+
+
+def _browser_tag(text: str, pos: int, end: int) -> tuple[int, str] | None:
+    """After `<name`: where the tag ends and its attributes as ` a="v" b`; None if it never ends.
+
+    HTML's tokenizer, reduced to what decides attributes: names run to whitespace, `/`, `>` or
+    `=`; a value is quoted or runs to whitespace or `>`. Names CommonMark could not read are left
+    out (they cannot hide anything).
+    """
+    attributes: list[str] = []
+    while True:
+        pos = _skip(_BROWSER_GAP, text, pos, end)
+        if pos >= end:
+            return None
+        if text[pos] == ">":
+            return pos + 1, "".join(attributes)
+        name_end = _skip(_BROWSER_NAME, text, pos + 1, end)
+        name, pos = text[pos:name_end], name_end
+        after = _skip(_BROWSER_SPACE, text, pos, end)
+        value: str | None = None
+        if text.startswith("=", after):
+            pos = _skip(_BROWSER_SPACE, text, after + 1, end)
+            if pos < end and text[pos] in ("'", '"'):
+                close = text.find(text[pos], pos + 1, end)
+                if close < 0:
+                    return None
+                value, pos = text[pos + 1 : close], close + 1
+            else:
+                value_end = _skip(_BROWSER_VALUE, text, pos, end)
+                value, pos = text[pos:value_end], value_end
+        if _ATTRIBUTE_NAME.fullmatch(name):
+            quoted = "" if value is None else '="' + value.replace('"', "&quot;") + '"'
+            attributes.append(f" {name.lower()}{quoted}")
+
+
+def _skip(pattern: re.Pattern[str], text: str, pos: int, end: int) -> int:
+    found = pattern.match(text, pos, end)
+    return found.end() if found else pos
 
 
 # Whitespace other than space, tab and newline never shapes CommonMark blocks, and it makes

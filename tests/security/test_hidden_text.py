@@ -100,6 +100,11 @@ def _hidden_cases() -> list[Hidden]:
             "\nFix.\n",
         ),
         Hidden(
+            "browser-read-attribute",  # CommonMark would not read it; a raw HTML block does
+            f'<div class="x"hidden>\n{s("browser-read-attribute")}\n</div>\nFix.\n',
+            "\nFix.\n",
+        ),
+        Hidden(
             "display-none",
             f'<p style="color: red; display : none">{s("display-none")}</p>Fix.\n',
             "Fix.\n",
@@ -299,6 +304,15 @@ def test_code_shows_hidden_looking_text_exactly_and_lookalikes_of_code_do_not() 
     # An unclosed fence runs to the end on GitHub too: everything after it is visible code.
     unclosed = "```\n<!-- visible: inside an unclosed fence -->\n"
     assert sanitize(unclosed) == unclosed
+
+
+def test_a_tag_left_open_in_raw_html_hides_the_rest_and_so_does_the_model() -> None:
+    # The open quote swallows the paragraphs after it into an attribute of the rendered page.
+    source = f'Fix.\n\n<div title="\n\n{secret("open-tag")}\n\n">x</div>\n\nMore.\n'
+    assert sanitize(source) == "Fix.\n\n"
+    # Written the way CommonMark reads it (not a raw HTML block), the same tag is only text.
+    shown_as_text = '<span class="x"hidden>GitHub shows this tag as text</span>\n'
+    assert sanitize(shown_as_text) == shown_as_text
 
 
 def test_verbatim_text_keeps_markup_and_loses_only_invisible_characters() -> None:

@@ -480,7 +480,12 @@ class Coder:
         repository = "# Repository context\n\n" + (
             wrap_untrusted(context, source="repository context") if context else "(none given)"
         )
-        gate_lines = "\n".join(f"- `{sanitize(g)}`" for g in gates) or "- (none configured)"
+        # The gates are the repository's configuration: shown exactly, as data.
+        gate_lines = wrap_untrusted(
+            "\n".join(f"- {g}" for g in gates) or "- (none configured)",
+            source=".github/factory.yml validation_gates",
+            verbatim=True,
+        )
         work = (
             f"# The approved plan for issue #{plan.issue_number}\n\n"
             f"{sanitize(plan.for_coder()).strip()}\n\n"

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from agents.budget import LIMIT_TURNS, Budget, BudgetExceeded, TokenUsage
 from agents.llm import Block, LLMCall, LLMClient, LLMError, MessageParam, ToolUse
+from agents.untrusted import reveal_invisible
 
 logger = logging.getLogger(__name__)
 
@@ -307,7 +308,12 @@ class _Run:
                 continue
             started = time.monotonic()
             outcome = await self._call(use)
-            content = truncate_middle(outcome.content, self.loop.max_result_chars) or "(no output)"
+            # Repository files and command output may hide text in invisible characters; the
+            # model sees each one marked (edit tools accept the marks back).
+            content = (
+                reveal_invisible(truncate_middle(outcome.content, self.loop.max_result_chars))
+                or "(no output)"
+            )
             result: Block = {"type": "tool_result", "tool_use_id": use.id, "content": content}
             if outcome.is_error:
                 result["is_error"] = True

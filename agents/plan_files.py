@@ -102,7 +102,7 @@ def _file_section(paths: WorkspacePaths, path: str, max_lines: int, room: int) -
             body = read_file(paths, path, 1, lines)
         except (ToolInputError, OSError):
             return ""
-        section = f"### {path}\n" + wrap_untrusted(body, source=f"file {path}")
+        section = f"### {path}\n" + wrap_untrusted(body, source=f"file {path}", verbatim=True)
         if len(section) <= room:
             return section
         # Shrink in proportion, a little under, so the next try usually fits.

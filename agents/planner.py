@@ -498,9 +498,7 @@ class Planner:
         resumption = None
         if resume_from:
             names = [d["name"] for d in planning_tools.definitions()]
-            resumption = Resumption.from_trajectory(
-                resume_from, tool_names=names, nudge=loop.nudge
-            )
+            resumption = Resumption.from_trajectory(resume_from, tool_names=names, nudge=loop.nudge)
             if resumption is not None and resumption.stop is not None:
                 submitted = await self._submitted_before(planning_tools, resumption)
                 if submitted is not None:
@@ -539,9 +537,7 @@ class Planner:
         return plan
 
     @staticmethod
-    async def _submitted_before(
-        tools: _PlanningTools, resumption: Resumption
-    ) -> PlanResult | None:
+    async def _submitted_before(tools: _PlanningTools, resumption: Resumption) -> PlanResult | None:
         accepted = [
             c
             for c in resumption.tool_calls
@@ -565,12 +561,17 @@ class Planner:
     ) -> list[Block]:
         """Instructions, then the repository context (last block: the cache prefix ends there)."""
         tree = render_file_tree(repo_files, max_entries=self.max_tree_entries)
-        gate_lines = "\n".join(f"- {sanitize(g)}" for g in gates) or "- (none configured)"
+        gate_lines = "\n".join(f"- {g}" for g in gates) or "- (none configured)"
         context = (
             f"# Repository {sanitize(repository) or '(unnamed)'}\n\n"
-            f"## Validation gates configured for this repository\n{gate_lines}\n\n"
-            "## Files\n"
-            + wrap_untrusted(tree or "(empty repository)", source="repository file tree")
+            "## Validation gates configured for this repository\n"
+            + wrap_untrusted(
+                gate_lines, source=".github/factory.yml validation_gates", verbatim=True
+            )
+            + "\n\n## Files\n"
+            + wrap_untrusted(
+                tree or "(empty repository)", source="repository file tree", verbatim=True
+            )
         )
         return [{"type": "text", "text": SYSTEM_PROMPT}, {"type": "text", "text": context}]
 
@@ -609,10 +610,12 @@ class Planner:
         else:
             parts.append("(no knowledge context is available for this repository yet)")
         if guidance.strip():
+            # Guidance may carry review feedback or gate output from an earlier round, which
+            # repositories and reviewers wrote: data, like everything else here.
             parts += [
                 "",
-                "## Guidance from the maintainer who requested this plan",
-                sanitize(guidance).strip(),
+                "## Guidance for this plan (from the run's trigger or an earlier round)",
+                wrap_untrusted(guidance, source="guidance"),
             ]
         parts += [
             "",

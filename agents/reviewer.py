@@ -195,7 +195,7 @@ class Reviewer:
             "# The plan the pull request follows\n"
             + wrap_untrusted(plan_markdown.strip() or "(no plan)", source="plan"),
             "# The pull request's diff\n"
-            + wrap_untrusted(truncate_middle(diff, _MAX_DIFF_CHARS), source="diff"),
+            + wrap_untrusted(truncate_middle(diff, _MAX_DIFF_CHARS), source="diff", verbatim=True),
         ]
         if knowledge.strip():
             parts.append(

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 
-from agents.visible_text import strip_invisible, visible_markdown
+from agents.visible_text import is_invisible, strip_invisible, visible_markdown
 
 __all__ = [
     "UNTRUSTED_DATA_RULE",
     "UNTRUSTED_TAG",
+    "conceal",
+    "reveal_invisible",
     "sanitize",
     "strip_invisible",
     "wrap_untrusted",
@@ -61,3 +63,27 @@ def wrap_untrusted(text: str, *, source: str, verbatim: bool = False) -> str:
         sanitize(source, verbatim=True).replace('"', "'").replace("<", "&lt;").replace(">", "&gt;")
     )
     return f'<{UNTRUSTED_TAG} source="{label}">\n{sanitize(text, verbatim=verbatim)}\n</{UNTRUSTED_TAG}>'
+
+
+# How an invisible character is shown to the model in tool results (files, search hits, command
+# output), the way GitHub flags hidden Unicode in a file view; tools that take text back
+# (edit_file, create_file) turn the notation into the character again, so such lines stay
+# editable byte for byte.
+_REVEALED = re.compile(r"⟨U\+([0-9A-F]{4,6})⟩")
+_MAYBE_INVISIBLE = re.compile(r"[^\x20-\x7e\n\t]+")
+
+
+def reveal_invisible(text: str) -> str:
+    """Every invisible character as a visible `⟨U+XXXX⟩` (a lone carriage return included)."""
+    text = text.replace("\r\n", "\n")
+    return _MAYBE_INVISIBLE.sub(
+        lambda run: "".join(
+            f"⟨U+{ord(c):04X}⟩" if c == "\r" or is_invisible(c) else c for c in run[0]
+        ),
+        text,
+    )
+
+
+def conceal(text: str) -> str:
+    """The inverse of reveal_invisible for text the model hands back to a tool."""
+    return _REVEALED.sub(lambda m: chr(int(m[1], 16)), text)

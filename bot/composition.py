@@ -36,7 +36,7 @@ from agents.workspace import GitAuthor, Workspace
 from bot.github.app import GitHubApp
 from bot.github.errors import GitHubNotFound
 from bot.knowledge_jobs import KnowledgeJobs
-from bot.permissions import PermissionChecker
+from bot.permissions import WRITE_LEVELS, PermissionChecker
 from bot.services import Services
 from bot.sandboxing import sandbox_options
 from bot.settings import PUBLIC_GITHUB_API, Settings, SettingsError
@@ -79,13 +79,17 @@ class WorkerParts:
             self.knowledge.close()
 
 
-def github_app_from(settings: Settings, services: Services, transport: httpx.AsyncBaseTransport | None) -> GitHubApp:
+def github_app_from(
+    settings: Settings, services: Services, transport: httpx.AsyncBaseTransport | None
+) -> GitHubApp:
     pem = settings.private_key_pem()
     problems = []
     if settings.app_id is None:
         problems.append("FACTORY_APP_ID: the worker acts as a GitHub App and needs its id")
     if pem is None:
-        problems.append("FACTORY_PRIVATE_KEY or FACTORY_PRIVATE_KEY_PATH: the App's private key is needed")
+        problems.append(
+            "FACTORY_PRIVATE_KEY or FACTORY_PRIVATE_KEY_PATH: the App's private key is needed"
+        )
     if problems:
         raise SettingsError(problems)
     assert settings.app_id is not None and pem is not None
@@ -113,7 +117,9 @@ async def build_worker_parts(
     settings = services.settings
     github_app = github_app_from(settings, services, github_transport)
     llm = LLMClient(
-        api_key=settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None,
+        api_key=settings.anthropic_api_key.get_secret_value()
+        if settings.anthropic_api_key
+        else None,
         model=settings.model,
         base_url=settings.anthropic_base_url,
         http_client=anthropic_http_client,
@@ -148,8 +154,20 @@ async def build_worker_parts(
         available=frozenset(stage_agents),
         server_url=web_url(settings.github_api_url),
     )
+
+    async def fetch_permission(repo: str, login: str) -> str:
+        gh = await runtime.repo(await _installation_of(github_app, repo), repo)
+        with contextlib.suppress(GitHubNotFound):
+            return str((await gh.get_permission(login)).permission)
+        return "none"
+
+    permissions = PermissionChecker(fetch_permission, redis=services.redis)
+
+    async def may_teach(repo: str, login: str) -> bool:
+        return await permissions.permission(repo, login) in WRITE_LEVELS
+
     jobs = (
-        KnowledgeJobs(knowledge_service, runtime, services.db, workspace)
+        KnowledgeJobs(knowledge_service, runtime, services.db, workspace, may_teach=may_teach)
         if knowledge_service is not None
         else None
     )
@@ -160,7 +178,9 @@ async def build_worker_parts(
         if jobs is not None:
             gh = await runtime.repo(feature.installation_id, feature.repository)
             issue = await gh.get_issue(feature.issue_number)
-            await jobs.remember_failure(feature.repository, stage.value, error, issue.title, issue.number)
+            await jobs.remember_failure(
+                feature.repository, stage.value, error, issue.title, issue.number
+            )
 
     liveness = Liveness(services.redis)
     coordinator = Coordinator(
@@ -179,13 +199,6 @@ async def build_worker_parts(
         on_step_failed=remember_failure,
     )
 
-    async def fetch_permission(repo: str, login: str) -> str:
-        gh = await runtime.repo(await _installation_of(github_app, repo), repo)
-        with contextlib.suppress(GitHubNotFound):
-            return str((await gh.get_permission(login)).permission)
-        return "none"
-
-    permissions = PermissionChecker(fetch_permission, redis=services.redis)
     handlers = EventHandlers(
         coordinator=coordinator,
         runtime=runtime,

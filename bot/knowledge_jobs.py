@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from agents.planner import PlanResult
 from agents.runtime import Runtime
+from agents.untrusted import sanitize
 from agents.workspace import Workspace
 from bot.db import Database, Feature, Installation, Repository
 from knowledge.learning import PullRequestOutcome, TaskFailure
@@ -24,6 +25,12 @@ from knowledge.service import KnowledgeService
 log = logging.getLogger(__name__)
 
 WorkspaceFactory = Callable[[int, str], Awaitable[Workspace]]
+# (repository, login) -> whether that person has write access: only they teach the knowledge base.
+MayTeach = Callable[[str, str], Awaitable[bool]]
+
+
+async def _nobody(repository: str, login: str) -> bool:
+    return False
 
 
 @dataclass
@@ -32,6 +39,9 @@ class KnowledgeJobs:
     runtime: Runtime
     db: Database
     workspace: WorkspaceFactory
+    # Reviews and comments by others are not learned from: an outsider's "always do X" on a
+    # closed PR must not become a lesson future plans and reviews are shown.
+    may_teach: MayTeach = _nobody
 
     async def context_for(self, repository: str, query: str) -> str:
         """The planner's and reviewer's context: files, past patterns and past failures.
@@ -43,7 +53,9 @@ class KnowledgeJobs:
             feature = await s.scalar(
                 select(Feature).where(Feature.repository == repository).order_by(Feature.id.desc())
             )
-        if feature is not None and (row is None or row.indexed_sha is None or not self._held_here(repository)):
+        if feature is not None and (
+            row is None or row.indexed_sha is None or not self._held_here(repository)
+        ):
             await self.index_repository(feature.installation_id, repository)
         context = await self.service.retrieve(repository, query)
         return context.render()
@@ -118,14 +130,30 @@ class KnowledgeJobs:
         files = await gh.list_pull_request_files(pr_number)
         reviews = await gh.list_reviews(pr_number)
         inline = await gh.list_review_comments(pr_number)
-        humans = [r for r in reviews if not r.author.endswith("[bot]") and r.body.strip()]
-        notes = [f"{r.author} ({r.state.lower()}): {r.body}" for r in humans]
-        notes += [f"{c.author} on {c.path}: {c.body}" for c in inline if not c.author.endswith("[bot]")]
+        teachers: dict[str, bool] = {}
+
+        async def teaches(login: str) -> bool:
+            if login.endswith("[bot]"):
+                return False
+            if login not in teachers:
+                teachers[login] = await self.may_teach(repo, login)
+            return teachers[login]
+
+        notes = [
+            f"{r.author} ({r.state.lower()}): {r.body}"
+            for r in reviews
+            if r.body.strip() and await teaches(r.author)
+        ]
+        notes += [f"{c.author} on {c.path}: {c.body}" for c in inline if await teaches(c.author)]
         closing = ""
         if not merged:
             comments = await gh.list_issue_comments(pr_number)
-            people = [c for c in comments if not c.author_is_bot]
+            people = [c for c in comments if not c.author_is_bot and await teaches(c.author)]
             closing = people[-1].body if people else ""
+        # What a reader sees of them: hidden markup must not survive into stored lessons (the
+        # knowledge layer collapses whitespace, which could turn it into a kept code span).
+        notes = [sanitize(note) for note in notes]
+        closing = sanitize(closing)
         plan = PlanResult.from_dict(feature.plan).to_markdown() if feature.plan else ""
         outcome = PullRequestOutcome(
             repository=repo,
@@ -144,9 +172,17 @@ class KnowledgeJobs:
         )
         await self.service.record_pull_request(outcome)
 
-    async def remember_failure(self, repository: str, task: str, error: str, issue_title: str, issue_number: int) -> None:
+    async def remember_failure(
+        self, repository: str, task: str, error: str, issue_title: str, issue_number: int
+    ) -> None:
         await self.service.record_task_failure(
-            TaskFailure(repository=repository, task=task, error=error, issue_title=issue_title, issue_number=issue_number)
+            TaskFailure(
+                repository=repository,
+                task=task,
+                error=error,
+                issue_title=issue_title,
+                issue_number=issue_number,
+            )
         )
 
     def _held_here(self, repository: str) -> bool:
@@ -163,9 +199,10 @@ class KnowledgeJobs:
                 # The installation row may not exist yet (its webhook can arrive later).
                 known = await s.get(Installation, installation_id) is not None
                 row = Repository(
-                    id=repo_id, full_name=repository, installation_id=installation_id if known else None
+                    id=repo_id,
+                    full_name=repository,
+                    installation_id=installation_id if known else None,
                 )
                 s.add(row)
             row.default_branch = default_branch
             row.indexed_sha = sha
-

@@ -16,6 +16,7 @@ from agents.tools.errors import ToolInputError
 from agents.tools.paths import WorkspacePaths
 from agents.tools.search import search_text
 from agents.tools.symbols import find_symbol
+from agents.untrusted import conceal
 
 logger = logging.getLogger(__name__)
 
@@ -116,15 +117,15 @@ class CoderTools:
     async def _create_file(self, tool_input: Mapping[str, Any]) -> ToolResult:
         args = _Args(tool_input, {"path", "content", "overwrite"})
         path = args.string("path")
-        content = args.string("content", allow_empty=True)
+        content = conceal(args.string("content", allow_empty=True))
         overwrite = args.boolean("overwrite", default=False)
         return ToolResult(files.create_file(self.paths, path, content, overwrite))
 
     async def _edit_file(self, tool_input: Mapping[str, Any]) -> ToolResult:
         args = _Args(tool_input, {"path", "old_text", "new_text"})
         path = args.string("path")
-        old_text = args.string("old_text", allow_empty=True)
-        new_text = args.string("new_text", allow_empty=True)
+        old_text = conceal(args.string("old_text", allow_empty=True))
+        new_text = conceal(args.string("new_text", allow_empty=True))
         return ToolResult(files.edit_file(self.paths, path, old_text, new_text))
 
     async def _run_command(self, tool_input: Mapping[str, Any]) -> ToolResult:

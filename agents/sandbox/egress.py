@@ -28,7 +28,6 @@ import contextlib
 import ipaddress
 import logging
 import os
-import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,9 +35,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from agents.sandbox.egress_forwarder import forwarder_script, proxy_environment, wrap_command
+from agents.sandbox.egress_http import (
+    CHUNK,
+    DROPPED_RESPONSE_HEADERS,
+    Request,
+    answer,
+    brief,
+    close,
+    origin_request,
+    parse_request,
+)
+from agents.sandbox.egress_rules import (
+    DEFAULT_ALLOW,
+    AllowRule,
+    BadRequest,
+    EgressPolicy,
+    IPAddress,
+    address_refusal,
+    format_destination,
+    is_ip,
+    split_authority,
+)
 
 __all__ = [
     "DEFAULT_ALLOW",
@@ -58,238 +78,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> every address the host resolves to. Called only for listed host names.
 Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 # (checked address, port) -> an open stream pair to exactly that address.
 Connector = Callable[[IPAddress, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
-# The registries of the common package managers, and GitHub for git and tarball dependencies.
-DEFAULT_ALLOW: tuple[str, ...] = (
-    "pypi.org",
-    "files.pythonhosted.org",
-    "registry.npmjs.org",
-    "registry.yarnpkg.com",
-    "github.com",
-    "codeload.github.com",
-    "objects.githubusercontent.com",
-    "crates.io",
-    "index.crates.io",
-    "static.crates.io",
-    "proxy.golang.org",
-    "sum.golang.org",
-    "rubygems.org",
-    "repo.maven.apache.org",
-    "repo1.maven.org",
-)
-
-DEFAULT_PORTS: frozenset[int] = frozenset({80, 443})
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
-_CHUNK = 64 * 1024
 _MAX_RECORDED = 200
-# How long, and how much, unread request input is drained after an error answer.
-_LINGER_S = 1.0
-_LINGER_BYTES = 256 * 1024
-_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
-_VERSIONS = ("HTTP/1.0", "HTTP/1.1")
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-# Hop-by-hop headers (RFC 9110 7.6.1) and the ones this proxy sets itself.
-_DROPPED_REQUEST_HEADERS = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authorization",
-        "proxy-authenticate",
-        "te",
-        "trailer",
-        "upgrade",
-        "expect",
-        "host",
-    }
-)
-_DROPPED_RESPONSE_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection"})
-
-
-# ---------------------------------------------------------------------------------------------
-# Policy: pure functions of (host, port, addresses), tested without sockets.
-
-
-class _BadRequest(ValueError):
-    """The client sent something this proxy does not parse; answered 400 (or `status`)."""
-
-    def __init__(self, reason: str, status: int = 400) -> None:
-        super().__init__(reason)
-        self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class AllowRule:
-    """One allow-list entry: `host`, `*.suffix`, `host:port`, `1.2.3.4`, `[::1]:8080`."""
-
-    host: str
-    wildcard: bool = False
-    port: int | None = None
-
-    @classmethod
-    def parse(cls, entry: str) -> AllowRule:
-        text = entry.strip()
-        wildcard = text.startswith("*.")
-        try:
-            host, port = split_authority(text[2:] if wildcard else text, default_port=None)
-        except _BadRequest as exc:
-            raise ValueError(f"invalid egress allow-list entry {entry!r}: {exc}") from None
-        if wildcard and _is_ip(host):
-            raise ValueError(f"invalid egress allow-list entry {entry!r}: `*.` needs a name")
-        return cls(host, wildcard, port)
-
-    def matches(self, host: str, port: int) -> bool:
-        if port not in (DEFAULT_PORTS if self.port is None else {self.port}):
-            return False
-        if self.wildcard:
-            # An IP literal is admitted only by an entry naming exactly that address.
-            return not _is_ip(host) and host.endswith("." + self.host)
-        return host == self.host
-
-
-@dataclass(frozen=True, slots=True)
-class EgressPolicy:
-    """Which destinations a setup step may reach (see the module docstring)."""
-
-    allow: tuple[AllowRule, ...]
-    allow_private: tuple[AllowRule, ...] = ()
-
-    @classmethod
-    def from_entries(
-        cls, allow: Iterable[str] = DEFAULT_ALLOW, allow_private: Iterable[str] = ()
-    ) -> EgressPolicy:
-        return cls(
-            tuple(AllowRule.parse(e) for e in allow),
-            tuple(AllowRule.parse(e) for e in allow_private),
-        )
-
-    def is_private_allowed(self, host: str, port: int) -> bool:
-        return any(rule.matches(host, port) for rule in self.allow_private)
-
-    def destination_refusal(self, host: str, port: int) -> str | None:
-        """Why (host, port) is refused before any lookup, or None when it is listed."""
-        if self.is_private_allowed(host, port):
-            return None
-        if any(rule.matches(host, port) for rule in self.allow):
-            return None
-        if _is_ip(host):
-            return "IP addresses are refused unless listed as such; use the registry's host name"
-        if any(
-            rule.host == host or (rule.wildcard and host.endswith("." + rule.host))
-            for rule in self.allow
-        ):
-            return f"port {port} is not allowed for this host (80 and 443 unless listed)"
-        return "not on the egress allow list"
-
-    def address_refusal(self, host: str, port: int, addresses: Sequence[IPAddress]) -> str | None:
-        """Why the resolved `addresses` are refused, or None when every one may be used."""
-        if not addresses:
-            return "the host name resolved to no address"
-        if self.is_private_allowed(host, port):
-            return None
-        for address in addresses:
-            kind = address_refusal(address)
-            if kind is not None:
-                return f"resolves to {address}, {kind}"
-        return None
-
-
-def address_refusal(address: IPAddress) -> str | None:
-    """None for a public unicast address; otherwise what it is (e.g. "a loopback address")."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return _embedded(address.ipv4_mapped, "IPv4-mapped")
-        if address in _NAT64:
-            return _embedded(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF), "NAT64")
-        if address.sixtofour is not None and address_refusal(address.sixtofour) is not None:
-            return _embedded(address.sixtofour, "6to4")
-        if address.is_site_local:
-            return "a site-local address"
-    checks = (
-        (address.is_unspecified, "the unspecified address"),
-        (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address (cloud metadata lives there)"),
-        (address.is_multicast, "a multicast address"),
-        (
-            isinstance(address, ipaddress.IPv4Address) and address in _CGNAT,
-            "a carrier-grade NAT address",
-        ),
-        (address.is_reserved, "a reserved address"),
-        (address.is_private, "a private address"),
-        (not address.is_global, "not a public address"),
-    )
-    return next((why for hit, why in checks if hit), None)
-
-
-def _embedded(inner: ipaddress.IPv4Address, form: str) -> str | None:
-    kind = address_refusal(inner)
-    return None if kind is None else f"the {form} form of {inner}, {kind}"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def normalize_host(raw: str) -> str:
-    """A canonical host: an IP literal's compressed form, or a lower-case name without a
-    trailing dot. Anything else (spaces, `%`, `@`, empty labels, over-long names) is refused."""
-    host = raw.lower()
-    if ":" in host or _looks_like_ipv4(host):
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            raise _BadRequest(f"malformed address {raw[:80]!r}") from None
-        mapped = getattr(address, "ipv4_mapped", None)
-        # str() would print ::ffff:7f00:1; keep the form people recognise.
-        return f"::ffff:{mapped}" if mapped is not None else str(address)
-    host = host.removesuffix(".")
-    if not host or len(host) > 253 or not all(_LABEL.fullmatch(x) for x in host.split(".")):
-        raise _BadRequest(f"malformed host name {raw[:80]!r}")
-    return host
-
-
-def _looks_like_ipv4(host: str) -> bool:
-    return bool(host) and all(part.isdigit() for part in host.split("."))
-
-
-def split_authority(text: str, *, default_port: int | None) -> tuple[str, int | None]:
-    """`host:port`, `[v6]:port`, or (with a default port) just the host, normalized."""
-    if text.startswith("["):
-        inner, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise _BadRequest(f"malformed authority {text[:80]!r}")
-        host, port_text = inner, rest[1:] if rest else None
-        if not _is_ip(host) or ":" not in host:
-            raise _BadRequest(f"malformed IPv6 literal {text[:80]!r}")
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    elif ":" in text:
-        raise _BadRequest(f"an IPv6 address needs brackets: {text[:80]!r}")
-    else:
-        host, port_text = text, None
-    if port_text is None:
-        return normalize_host(host), default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536 or len(port_text) > 5:
-        raise _BadRequest(f"malformed port in {text[:80]!r}")
-    return normalize_host(host), int(port_text)
-
-
-def format_destination(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 # ---------------------------------------------------------------------------------------------
 # The proxy.
 
@@ -326,16 +122,6 @@ class _Idle(Exception):
 
 class _BudgetSpent(Exception):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class _Request:
-    method: str
-    target: str
-    headers: list[tuple[str, str]]
-
-    def header(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if key.lower() == name]
 
 
 async def default_resolver(host: str, port: int) -> list[IPAddress]:
@@ -445,7 +231,7 @@ class EgressProxy:
         self._tasks.add(task)
         try:
             if len(self._handlers) >= self.limits.max_connections:
-                await _answer(reader, writer, 503, "too many connections through the proxy")
+                await answer(reader, writer, 503, "too many connections through the proxy")
                 return
             self._handlers.add(task)
             await self._serve(reader, writer)
@@ -458,13 +244,13 @@ class EgressProxy:
         finally:
             self._handlers.discard(task)
             self._tasks.discard(task)
-            await _close(writer)
+            await close(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await self._read_request(reader)
-        except _BadRequest as exc:
-            await _answer(reader, writer, exc.status, str(exc))
+        except BadRequest as exc:
+            await answer(reader, writer, exc.status, str(exc))
             return
         if request is None:
             return  # Connected and left without a word (the forwarder's readiness check).
@@ -477,33 +263,33 @@ class EgressProxy:
             if request.method == "CONNECT":
                 host, port = split_authority(request.target, default_port=None)
                 if port is None:
-                    raise _BadRequest("CONNECT needs host:port")
+                    raise BadRequest("CONNECT needs host:port")
                 await self._tunnel(reader, writer, host, port)
             elif request.target[:7].lower() == "http://":
                 await self._forward(reader, writer, request)
             elif "://" in request.target:
-                raise _BadRequest("only http:// URLs and CONNECT tunnels are proxied", 403)
+                raise BadRequest("only http:// URLs and CONNECT tunnels are proxied", 403)
             else:
-                raise _BadRequest("this is a proxy: send CONNECT or an absolute http:// URL")
-        except _BadRequest as exc:
-            await _answer(reader, writer, exc.status, str(exc))
+                raise BadRequest("this is a proxy: send CONNECT or an absolute http:// URL")
+        except BadRequest as exc:
+            await answer(reader, writer, exc.status, str(exc))
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> _Request | None:
+    async def _read_request(self, reader: asyncio.StreamReader) -> Request | None:
         try:
             head = await asyncio.wait_for(
                 reader.readuntil(b"\r\n\r\n"), self.limits.header_timeout_s
             )
         except asyncio.IncompleteReadError as exc:
             if exc.partial.strip():
-                raise _BadRequest("the request ended before its headers did") from None
+                raise BadRequest("the request ended before its headers did") from None
             return None
         except asyncio.LimitOverrunError:
-            raise _BadRequest(
+            raise BadRequest(
                 f"request headers larger than {self.limits.max_header_bytes} bytes", 431
             ) from None
         except TimeoutError:
-            raise _BadRequest("no complete request in time", 408) from None
-        return _parse_request(head)
+            raise BadRequest("no complete request in time", 408) from None
+        return parse_request(head)
 
     async def _open(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, port: int
@@ -515,14 +301,14 @@ class EgressProxy:
             await self._refuse(reader, writer, destination, reason)
             return None
         timeout = self.limits.connect_timeout_s
-        if _is_ip(host):
+        if is_ip(host):
             addresses: Sequence[IPAddress] = [ipaddress.ip_address(host)]
         else:
             try:
                 addresses = list(await asyncio.wait_for(self._resolve(host, port), timeout))
             except (OSError, TimeoutError) as exc:
-                why = f"could not resolve {destination}: {_brief(exc)}"
-                await _answer(reader, writer, 502, why)
+                why = f"could not resolve {destination}: {brief(exc)}"
+                await answer(reader, writer, 502, why)
                 return None
         reason = self.policy.address_refusal(host, port, addresses)
         if reason is not None:
@@ -534,8 +320,8 @@ class EgressProxy:
                 return await asyncio.wait_for(self._connect(address, port), timeout)
             except (OSError, TimeoutError) as exc:
                 failure = exc
-        why = f"could not connect to {destination}: {_brief(failure)}"
-        await _answer(reader, writer, 502, why)
+        why = f"could not connect to {destination}: {brief(failure)}"
+        await answer(reader, writer, 502, why)
         return None
 
     async def _tunnel(
@@ -552,38 +338,38 @@ class EgressProxy:
             # `reader`'s buffer and go first.
             await self._relay(reader, writer, up_reader, up_writer)
         finally:
-            await _close(up_writer)
+            await close(up_writer)
 
     async def _forward(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: _Request
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: Request
     ) -> None:
         url = urlsplit(request.target)
         host, port = split_authority(url.netloc.rpartition("@")[2], default_port=80)
         assert port is not None
         if request.header("transfer-encoding"):
-            raise _BadRequest("chunked request bodies are not supported; send Content-Length", 501)
+            raise BadRequest("chunked request bodies are not supported; send Content-Length", 501)
         lengths = set(request.header("content-length"))
         if len(lengths) > 1 or not all(v.isdigit() for v in lengths):
-            raise _BadRequest("malformed Content-Length")
+            raise BadRequest("malformed Content-Length")
         body_length = int(lengths.pop()) if lengths else 0
         upstream = await self._open(reader, writer, host, port)
         if upstream is None:
             return
         up_reader, up_writer = upstream
         try:
-            head = _origin_request(request, url, host, port)
+            head = origin_request(request, url, host, port)
             self._count(len(head))
             up_writer.write(head)
             await self._copy_exactly(reader, up_writer, body_length)
             response_head = await self._read_response_head(up_reader)
             if response_head is None:
-                await _answer(reader, writer, 502, "the upstream server sent no valid response")
+                await answer(reader, writer, 502, "the upstream server sent no valid response")
                 return
             writer.write(response_head)
             activity = _Activity()
             await self._pump(up_reader, writer, activity)
         finally:
-            await _close(up_writer)
+            await close(up_writer)
 
     async def _copy_exactly(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int
@@ -591,7 +377,7 @@ class EgressProxy:
         remaining = length
         while remaining:
             data = await asyncio.wait_for(
-                reader.read(min(_CHUNK, remaining)), self.limits.idle_timeout_s
+                reader.read(min(CHUNK, remaining)), self.limits.idle_timeout_s
             )
             if not data:
                 raise ConnectionResetError("the client closed before sending its whole body")
@@ -611,7 +397,7 @@ class EgressProxy:
         kept = [
             line
             for line in lines[1:]
-            if line.partition(":")[0].strip().lower() not in _DROPPED_RESPONSE_HEADERS
+            if line.partition(":")[0].strip().lower() not in DROPPED_RESPONSE_HEADERS
         ]
         self._count(len(head))
         return "\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1")
@@ -646,7 +432,7 @@ class EgressProxy:
         idle = self.limits.idle_timeout_s
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(_CHUNK), idle)
+                data = await asyncio.wait_for(reader.read(CHUNK), idle)
             except TimeoutError:
                 if time.monotonic() - activity.last >= idle:
                     raise _Idle() from None
@@ -689,96 +475,4 @@ class EgressProxy:
     ) -> None:
         self._record(destination, reason)
         logger.info("egress proxy refused %s: %s", destination, reason)
-        await _answer(reader, writer, 403, f"egress proxy refused {destination}: {reason}")
-
-
-def _parse_request(head: bytes) -> _Request:
-    lines = head[:-4].decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or parts[2] not in _VERSIONS:
-        raise _BadRequest("malformed request line")
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon or not _TOKEN.fullmatch(name) or "\n" in line or "\r" in line:
-            raise _BadRequest("malformed header line")
-        headers.append((name, value.strip()))
-    return _Request(parts[0].upper(), parts[1], headers)
-
-
-def _origin_request(request: _Request, url: SplitResult, host: str, port: int) -> bytes:
-    """The request as the origin server sees it: origin-form target, our Host, no hop-by-hop
-    headers, and `Connection: close` (one request per connection keeps the proxy simple)."""
-    path = url.path or "/"
-    target = f"{path}?{url.query}" if url.query else path
-    named = {
-        token.strip().lower()
-        for value in request.header("connection")
-        for token in value.split(",")
-    }
-    kept = [
-        f"{name}: {value}"
-        for name, value in request.headers
-        if name.lower() not in _DROPPED_REQUEST_HEADERS and name.lower() not in named
-    ]
-    authority = (
-        format_destination(host, port) if port != 80 else (f"[{host}]" if ":" in host else host)
-    )
-    lines = [
-        f"{request.method} {target} HTTP/1.1",
-        f"Host: {authority}",
-        *kept,
-        "Connection: close",
-        "",
-        "",
-    ]
-    return "\r\n".join(lines).encode("latin-1")
-
-
-async def _answer(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int, reason: str
-) -> None:
-    """Answer and end the exchange. Unread request bytes are drained (briefly) before the
-    caller closes: closing a socket with unread input resets it, and the client would see a
-    reset instead of the answer."""
-    phrases = {
-        400: "Bad Request",
-        403: "Forbidden",
-        408: "Request Timeout",
-        431: "Request Header Fields Too Large",
-        501: "Not Implemented",
-        502: "Bad Gateway",
-        503: "Service Unavailable",
-    }
-    body = (reason.replace("\r", " ").replace("\n", " ") + "\n").encode("utf-8", "replace")
-    head = (
-        f"HTTP/1.1 {status} {phrases.get(status, 'Error')}\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    with contextlib.suppress(ConnectionError, OSError, RuntimeError, TimeoutError):
-        writer.write(head.encode("latin-1") + body)
-        await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-        await asyncio.wait_for(_discard(reader), _LINGER_S)
-
-
-async def _discard(reader: asyncio.StreamReader) -> None:
-    total = 0
-    while total < _LINGER_BYTES and (data := await reader.read(_CHUNK)):
-        total += len(data)
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    with contextlib.suppress(ConnectionError, OSError):
-        await writer.wait_closed()
-
-
-def _brief(exc: BaseException | None) -> str:
-    if exc is None:
-        return "no address"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return (exc.strerror or type(exc).__name__) if isinstance(exc, OSError) else str(exc)
+        await answer(reader, writer, 403, f"egress proxy refused {destination}: {reason}")

@@ -79,11 +79,16 @@ class FakeGitHubApp:
         kind = self._auth.from_header(header).kind
         recorded = False
 
+        conditional = _header(scope, b"if-none-match") is not None
+
         def record(status: int) -> None:
             nonlocal recorded
             recorded = True
+            entry = RecordedRequest(
+                method, relative, status, kind, _route_template(scope), conditional
+            )
             with self._store.lock:
-                self._store.requests.append(RecordedRequest(method, relative, status, kind))
+                self._store.requests.append(entry)
 
         async def recording_send(message: Message) -> None:
             # Recorded before the client can see the answer, so tests never race the log.
@@ -149,6 +154,18 @@ class FakeGitHubApp:
             remote_user="x-access-token",
             before_finish=follow_refs if pushing else None,
         )
+
+
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
+def _route_template(scope: Scope) -> str | None:
+    # Starlette's router leaves the matched route in the (shared) scope.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str) or not path.startswith("/") or isinstance(route, Mount):
+        return None
+    return _CONVERTER.sub(r"{\1}", path)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

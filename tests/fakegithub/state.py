@@ -226,6 +226,10 @@ class RecordedRequest:
     path: str
     status: int
     auth: str  # "jwt", "token", "basic", "none" or "invalid"
+    # The REST route that served it, e.g. "/repos/{owner}/{repo}/contents/{path}"; None for
+    # git smart HTTP, scripted faults and paths no route knows.
+    route: str | None = None
+    conditional: bool = False  # it carried If-None-Match
 
 
 class Store:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db.migrate import current_revision, head_revision
 from bot.queue import public_redis_url, redis_problem
+from bot.private_key import PrivateKeyError
 from bot.settings import DEFAULT_REDIS_URL, Settings, SettingsError, load_settings
 
 
@@ -120,6 +121,9 @@ def _github_app(settings: Settings, bad: set[str]) -> Check:
         return Check(
             name, Status.PROBLEM, f"FACTORY_PRIVATE_KEY_PATH cannot be read: {exc.strerror}"
         )
+    except PrivateKeyError as exc:
+        where = "FACTORY_PRIVATE_KEY" if settings.private_key else "FACTORY_PRIVATE_KEY_PATH"
+        return Check(name, Status.PROBLEM, f"{where}: {exc}")
     import jwt  # Only doctor signs a JWT by hand; githubkit does it for the running bot.
 
     now = int(time.time())

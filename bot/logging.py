@@ -177,16 +177,17 @@ def known_secrets(settings: Settings) -> list[str]:
     """The secret values in ``settings`` to mask wherever they appear."""
     secrets = [
         secret.get_secret_value()
-        for secret in (settings.webhook_secret, settings.anthropic_api_key)
+        for secret in (settings.webhook_secret, settings.anthropic_api_key, settings.private_key)
         if secret is not None
     ]
     try:
         pem = settings.private_key_pem()
-    except OSError:
-        pem = None  # An unreadable key file is reported by doctor, not here.
+    except (OSError, ValueError):
+        pem = None  # An unreadable or malformed key is reported by doctor, not here.
     if pem:
+        # The raw value (base64, `\n` escapes) above, and the PEM it stands for, line by line.
         secrets.append(pem.strip())
-    return secrets
+    return [s.strip() for s in secrets if s.strip()]
 
 
 def use_json(log_format: str, stream: TextIO) -> bool:

@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.private_key import normalize_private_key
+
 PUBLIC_GITHUB_API = "https://api.github.com"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -45,7 +47,8 @@ class Settings(BaseSettings):
     )
     app_id: int | None = Field(default=None, description="The GitHub App's numeric id.")
     private_key: SecretStr | None = Field(
-        default=None, description="The GitHub App's private key (PEM text)."
+        default=None,
+        description="The GitHub App's private key: PEM text, PEM with \\n escapes, or base64.",
     )
     private_key_path: Path | None = Field(
         default=None, description="Path to the GitHub App's private key (.pem file)."
@@ -254,11 +257,12 @@ class Settings(BaseSettings):
         return f"{self.app_slug}[bot]"
 
     def private_key_pem(self) -> str | None:
-        """The App's PEM text, from the variable or the file (read on demand)."""
+        """The App's PEM text, from the variable or the file (read on demand), in any of the
+        forms bot.private_key accepts; raises PrivateKeyError (a ValueError) for a wrong key."""
         if self.private_key is not None:
-            return self.private_key.get_secret_value()
+            return normalize_private_key(self.private_key.get_secret_value())
         if self.private_key_path is not None:
-            return self.private_key_path.read_text()
+            return normalize_private_key(self.private_key_path.read_text())
         return None
 
 

@@ -177,7 +177,7 @@ def test_doctor_passes_when_everything_is_configured(tmp_path: Path, redis_url: 
 @pytest.mark.parametrize(
     ("key_setting", "expected"),
     [
-        ({"FACTORY_PRIVATE_KEY": "not a pem"}, "cannot sign an App JWT"),
+        ({"FACTORY_PRIVATE_KEY": "not a pem"}, "FACTORY_PRIVATE_KEY: not a PEM private key"),
         ({"FACTORY_PRIVATE_KEY_PATH": "/nonexistent/app.pem"}, "cannot be read"),
         ({}, "FACTORY_PRIVATE_KEY or FACTORY_PRIVATE_KEY_PATH not set"),
     ],

@@ -7,6 +7,7 @@ several processes can hold different settings side by side.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -288,8 +289,22 @@ def _env_name(loc: tuple[object, ...]) -> str:
     return f"FACTORY_{field.upper()}"
 
 
+SECRETS_DIR_ENV = "FACTORY_SECRETS_DIR"
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, turning validation errors into one clear message."""
+    """Build settings from the environment, turning validation errors into one clear message.
+
+    With FACTORY_SECRETS_DIR set (Docker and Kubernetes secrets mounted as files), each file
+    there named after a variable in lower case (`factory_webhook_secret`, `anthropic_api_key`,
+    `factory_private_key`, `factory_database_url`, ...) supplies that setting; the environment
+    still wins.
+    """
+    secrets_dir = os.environ.get(SECRETS_DIR_ENV)
+    if secrets_dir and "_secrets_dir" not in overrides:
+        if not Path(secrets_dir).is_dir():
+            raise SettingsError([f"{SECRETS_DIR_ENV}: {secrets_dir} is not a directory"])
+        overrides = {"_secrets_dir": secrets_dir, **overrides}
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

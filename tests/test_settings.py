@@ -84,3 +84,25 @@ def test_readme_configuration_reference_matches_the_settings() -> None:
     )
     for name, field in Settings.model_fields.items():
         assert env_names(name, field)[0] in block.group(1)
+
+
+def test_secrets_come_from_files_in_the_secrets_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    """Docker and Kubernetes mount secrets as files; FACTORY_SECRETS_DIR names their folder."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "factory_webhook_secret").write_text("whsec-from-a-file\n")
+    (secrets_dir / "anthropic_api_key").write_text("sk-ant-from-a-file")
+    (secrets_dir / "factory_database_url").write_text("postgresql+asyncpg://u:pw@db/factory")
+    monkeypatch.setenv("FACTORY_SECRETS_DIR", str(secrets_dir))
+    monkeypatch.setenv("FACTORY_DATABASE_URL", "sqlite+aiosqlite:///env-wins.db")
+    settings = load_settings(_env_file=None)
+    assert settings.webhook_secret is not None
+    assert settings.webhook_secret.get_secret_value() == "whsec-from-a-file"
+    assert settings.anthropic_api_key is not None
+    assert settings.anthropic_api_key.get_secret_value() == "sk-ant-from-a-file"
+    assert settings.database_url == "sqlite+aiosqlite:///env-wins.db"
+    monkeypatch.setenv("FACTORY_SECRETS_DIR", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="FACTORY_SECRETS_DIR"):
+        load_settings(_env_file=None)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from githubkit import GitHub
 from githubkit.utils import UNSET
+
+if TYPE_CHECKING:
+    from .conditional import CommitFacts
+    from .models import RepoInfo
 
 T = TypeVar("T")
 
@@ -27,14 +31,29 @@ def present(value: T | Any) -> T | None:
 
 
 class RepoScope:
-    """One repository, reached through an installation client, acting as ``bot_login``."""
+    """One repository, reached through an installation client, acting as ``bot_login``.
 
-    def __init__(self, gh: GitHub[Any], owner: str, repo: str, bot_login: str) -> None:
+    ``info``: the repository's metadata if the caller knows it (then it is never read);
+    ``commit_facts``: where reads at a commit sha are remembered (None: not remembered).
+    """
+
+    def __init__(
+        self,
+        gh: GitHub[Any],
+        owner: str,
+        repo: str,
+        bot_login: str,
+        *,
+        info: RepoInfo | None = None,
+        commit_facts: CommitFacts | None = None,
+    ) -> None:
         # A strong reference: githubkit's ``gh.rest`` namespaces only hold a weak one.
         self.gh = gh
         self.owner = owner
         self.repo = repo
         self.bot_login = bot_login
+        self._info = info
+        self._commit_facts = commit_facts
 
     @property
     def full_name(self) -> str:

@@ -1,15 +1,18 @@
 """The GitHub App: JWT-authenticated app client and per-installation clients.
 
 One ``GitHubApp`` per process; every worker process shares installation tokens through
-Redis (see :mod:`bot.github.tokens`). ``base_url`` is the REST root, so a GitHub Enterprise
+Redis (see :mod:`bot.github.tokens`), and installation clients send conditional requests
+whose ETags are shared the same way (see :mod:`bot.github.conditional`). ``base_url`` is the REST root, so a GitHub Enterprise
 Server (``https://ghe.example.com/api/v3``) or a test server runs the same code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,8 +23,9 @@ from githubkit.typing import RetryDecisionFunc
 from redis.asyncio import Redis
 
 from .auth import InstallationTokenAuthStrategy
+from .conditional import CommitFacts, ConditionalTransport, EtagStore
 from .errors import GitHubError, github_errors
-from .models import BotIdentity
+from .models import BotIdentity, RepoInfo
 from .repo import RepoClient
 from .retry import default_retry
 from .tokens import InstallationToken, InstallationTokenCache
@@ -44,6 +48,7 @@ class GitHubApp:
         key_prefix: str = "factory:github",
         timeout: float = 30.0,
         retry: RetryDecisionFunc | None = None,
+        conditional_requests: bool = True,
     ) -> None:
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
@@ -60,7 +65,8 @@ class GitHubApp:
             user_agent=user_agent,
             async_transport=_KeepOpen(transport),
             timeout=timeout,
-            # Responses must reflect writes made a moment ago by another worker.
+            # githubkit's cache (hishel) would keep each request's Authorization header in
+            # its store; conditional requests are made by ConditionalTransport instead.
             http_cache=False,
             auto_retry=retry if retry is not None else default_retry(),
             # Its own JWT cache: githubkit's default one is shared by every client in the
@@ -69,6 +75,7 @@ class GitHubApp:
         )
         self._app = GitHub(AppAuthStrategy(app_id, private_key), config=self._config)
         self._tokens = InstallationTokenCache(redis, self._mint, key_prefix=self._prefix)
+        self._etags = EtagStore(redis, key_prefix=self._prefix) if conditional_requests else None
         # githubkit's namespaces hold only a weak reference to their client, so the clients
         # must live here, as long as the app.
         self._installations: dict[int, GitHub[InstallationTokenAuthStrategy]] = {}
@@ -85,7 +92,7 @@ class GitHubApp:
         return self._app
 
     @property
-    def anonymous_client(self) -> GitHub:
+    def anonymous_client(self) -> GitHub[Any]:
         """No credentials: for the few public endpoints such as manifest conversion."""
         return self._anonymous
 
@@ -94,7 +101,14 @@ class GitHubApp:
         client = self._installations.get(installation_id)
         if client is None:
             strategy = InstallationTokenAuthStrategy(self._tokens, installation_id)
-            client = GitHub(strategy, config=self._config)
+            config = self._config
+            if self._etags is not None and config.async_transport is not None:
+                # GETs revalidate with the ETags this installation got before.
+                transport = ConditionalTransport(
+                    config.async_transport, self._etags, scope=str(installation_id)
+                )
+                config = dataclasses.replace(config, async_transport=transport)
+            client = GitHub(strategy, config=config)
             self._installations[installation_id] = client
         return client
 
@@ -130,10 +144,26 @@ class GitHubApp:
         await self._redis.set(key, json.dumps(asdict(identity)), ex=_IDENTITY_TTL)
         return identity
 
-    async def repo_client(self, installation_id: int, owner: str, repo: str) -> RepoClient:
-        """Every write the agents make to ``owner/repo`` goes through this object."""
+    async def repo_client(
+        self, installation_id: int, owner: str, repo: str, *, info: RepoInfo | None = None
+    ) -> RepoClient:
+        """Every write the agents make to ``owner/repo`` goes through this object.
+
+        ``info``: the repository's metadata when the caller has it already (a webhook payload
+        carries it: :func:`bot.github.models.repo_info_from_payload`), so
+        ``get_repository`` costs no request. Keep one client for one job: it reads the
+        repository's metadata at most once.
+        """
         identity = await self.identity()
-        return RepoClient(self.installation_client(installation_id), owner, repo, identity.login)
+        facts = CommitFacts(self._etags, str(installation_id)) if self._etags else None
+        return RepoClient(
+            self.installation_client(installation_id),
+            owner,
+            repo,
+            identity.login,
+            info=info,
+            commit_facts=facts,
+        )
 
     async def _mint(self, installation_id: int) -> InstallationToken:
         with github_errors(f"mint a token for installation {installation_id}"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from githubkit.auth.base import BaseAuthStrategy
@@ -52,5 +52,5 @@ class InstallationTokenAuthStrategy(BaseAuthStrategy):
     tokens: InstallationTokenCache
     installation_id: int
 
-    def get_auth_flow(self, github: GitHubCore) -> httpx.Auth:
+    def get_auth_flow(self, github: GitHubCore[Any]) -> httpx.Auth:
         return InstallationTokenAuth(self.tokens, self.installation_id)

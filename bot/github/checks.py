@@ -164,15 +164,46 @@ class CheckOps(RepoScope):
         assert response is not None  # batches is never empty here
         return _check_run(response.parsed_data)
 
+    async def list_check_runs(self, head_sha: str) -> tuple[CheckRun, ...]:
+        """This app's latest check run of each name on commit ``head_sha``, newest first.
+
+        Cost: one conditional request per 100 check runs on the commit (GitHub's page size),
+        whatever the number of names: look the runs up once per sync and match by name,
+        rather than calling :meth:`find_check_run` per name.
+        """
+        slug = self.bot_login.removesuffix("[bot]")
+        runs: list[CheckRun] = []
+        with github_errors(f"list check runs on {self.full_name}@{head_sha[:12]}"):
+            async for raw in self.gh.rest.paginate(
+                self.gh.rest.checks.async_list_for_ref,
+                map_func=lambda response: response.parsed_data.check_runs,
+                owner=self.owner,
+                repo=self.repo,
+                ref=head_sha,
+                filter_="latest",
+                per_page=100,
+            ):
+                if self._ours(raw, slug):
+                    runs.append(_check_run(raw))
+        return tuple(runs)
+
     async def find_check_run(self, name: str, head_sha: str) -> CheckRun | None:
-        """This app's latest check run called ``name`` on commit ``head_sha``."""
+        """This app's latest check run called ``name`` on commit ``head_sha``.
+
+        Cost: one conditional request per call; for several names use
+        :meth:`list_check_runs` once.
+        """
         slug = self.bot_login.removesuffix("[bot]")
         with github_errors(f"look up check run {name!r} on {self.full_name}@{head_sha[:12]}"):
             response = await self.gh.rest.checks.async_list_for_ref(
                 self.owner, self.repo, head_sha, check_name=name, filter_="latest"
             )
         for raw in response.parsed_data.check_runs:
-            app = present(raw.app)
-            if raw.name == name and (app is None or present(app.slug) in (None, slug)):
+            if raw.name == name and self._ours(raw, slug):
                 return _check_run(raw)
         return None
+
+    @staticmethod
+    def _ours(raw: Any, slug: str) -> bool:
+        app = present(raw.app)
+        return app is None or present(app.slug) in (None, slug)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from githubkit_schemas.latest.models import IssueComment as GitHubIssueComment
+from githubkit_schemas.latest.models import Label
 
 from ._base import RepoScope, fit, present
 from .errors import GitHubNotFound, github_errors
@@ -49,7 +50,10 @@ class IssueOps(RepoScope):
         )
 
     async def list_issue_comments(self, number: int) -> tuple[IssueComment, ...]:
-        """All comments, oldest first (follows GitHub's pagination)."""
+        """All comments, oldest first.
+
+        Cost: one conditional request per 100 comments (GitHub's page size).
+        """
         comments: list[IssueComment] = []
         raw: GitHubIssueComment
         with github_errors(f"list comments of {self.full_name}#{number}"):
@@ -78,17 +82,34 @@ class IssueOps(RepoScope):
         return _comment(response.parsed_data)
 
     async def find_marked_comment(self, number: int, marker: str) -> IssueComment | None:
-        """The bot's own comment carrying ``marker`` (the first one, if a race made two)."""
+        """The bot's own comment carrying ``marker`` (the first one, if a race made two).
+
+        Cost: :meth:`list_issue_comments`; remember the id rather than finding it again.
+        """
         tag = marker_comment(marker)
         for comment in await self.list_issue_comments(number):
             if comment.author == self.bot_login and tag in comment.body:
                 return comment
         return None
 
-    async def upsert_marked_comment(self, number: int, marker: str, body: str) -> IssueComment:
-        """Create the bot's status comment once, then edit that same comment every time."""
+    async def upsert_marked_comment(
+        self, number: int, marker: str, body: str, *, comment_id: int | None = None
+    ) -> IssueComment:
+        """Create the bot's marked comment once, then edit that same comment every time.
+
+        Cost with ``comment_id`` (the id this returned before): one edit, no lookup; if that
+        comment was deleted, as without it. Without it: the comments are listed
+        (:meth:`list_issue_comments`), then one create, or one edit unless the text is the
+        same. A caller that remembers the id should also skip calls whose text it already
+        wrote.
+        """
         tag = marker_comment(marker)
         text = body if tag in body else f"{tag}\n{body}"
+        if comment_id is not None:
+            try:
+                return await self.edit_comment(comment_id, text)
+            except GitHubNotFound:
+                pass  # deleted since: find another marked one, or make it again
         existing = await self.find_marked_comment(number, marker)
         if existing is None:
             return await self.create_comment(number, text)
@@ -123,7 +144,9 @@ class IssueOps(RepoScope):
             response = await self.gh.rest.issues.async_add_labels(
                 self.owner, self.repo, number, labels=list(labels)
             )
-        return tuple(label.name for label in response.parsed_data)
+        # githubkit's ``list[Label]`` sits in a class with a ``list`` method: type checkers
+        # read it as that method.
+        return tuple(label.name for label in cast("list[Label]", response.parsed_data))
 
     async def remove_label(self, number: int, label: str) -> bool:
         """False when the issue did not carry the label (not an error: the goal is reached)."""

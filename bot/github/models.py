@@ -6,9 +6,10 @@ depend on the shape of GitHub's payloads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -45,6 +46,18 @@ class RepoInfo:
     clone_url: str
     private: bool
     html_url: str
+
+
+def repo_info_from_payload(repository: Mapping[str, Any]) -> RepoInfo:
+    """The metadata a webhook's ``repository`` object carries: no request needed to know it."""
+    return RepoInfo(
+        id=int(repository["id"]),
+        full_name=str(repository["full_name"]),
+        default_branch=str(repository["default_branch"]),
+        clone_url=str(repository["clone_url"]),
+        private=bool(repository["private"]),
+        html_url=str(repository["html_url"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from githubkit.utils import UNSET
-from githubkit_schemas.latest.models import DiffEntry
+from githubkit_schemas.latest.models import (
+    DiffEntry,
+    PullRequestReview,
+    PullRequestReviewComment,
+    PullRequestSimple,
+)
 
 from ._base import RepoScope, fit, present
 from .diff import DiffIndex
@@ -14,12 +19,12 @@ from .errors import GitHubValidationFailed, github_errors
 from .models import (
     PostedReview,
     PostedReviewComment,
-    SubmittedReview,
     PullFile,
     PullRequest,
     ReviewComment,
     ReviewCommentReply,
     ReviewEvent,
+    SubmittedReview,
 )
 
 
@@ -79,7 +84,9 @@ class PullOps(RepoScope):
             response = await self.gh.rest.pulls.async_list(
                 self.owner, self.repo, state="open", head=f"{self.owner}:{head}", base=base or UNSET
             )
-        for raw in response.parsed_data:
+        # githubkit annotates this ``list[...]`` inside a class with a ``list`` method, which
+        # type checkers then read as that method.
+        for raw in cast("list[PullRequestSimple]", response.parsed_data):
             if raw.head.ref == head:
                 return _pull(raw)
         return None
@@ -201,7 +208,7 @@ class PullOps(RepoScope):
                 commit_id=pull.head_sha,
                 body=fit(text),
                 event=event,
-                comments=[_review_payload(c) for c in inline],  # type: ignore[misc]
+                comments=[_review_payload(c) for c in inline],  # type: ignore[misc,unused-ignore]
             )
         raw = response.parsed_data
         return PostedReview(raw.id, raw.html_url, event, inline, moved)
@@ -219,6 +226,7 @@ class PullOps(RepoScope):
 
     async def list_reviews(self, number: int) -> tuple[SubmittedReview, ...]:
         reviews: list[SubmittedReview] = []
+        raw: PullRequestReview
         with github_errors(f"list reviews of {self.full_name}#{number}"):
             async for raw in self.gh.rest.paginate(
                 self.gh.rest.pulls.async_list_reviews,
@@ -227,12 +235,13 @@ class PullOps(RepoScope):
                 pull_number=number,
                 per_page=100,
             ):
-                author = raw.user.login if raw.user else "ghost"
+                author: str = raw.user.login if raw.user else "ghost"
                 reviews.append(SubmittedReview(raw.id, author, raw.state, raw.body or ""))
         return tuple(reviews)
 
     async def list_review_comments(self, number: int) -> tuple[PostedReviewComment, ...]:
         comments: list[PostedReviewComment] = []
+        raw: PullRequestReviewComment
         with github_errors(f"list review comments of {self.full_name}#{number}"):
             async for raw in self.gh.rest.paginate(
                 self.gh.rest.pulls.async_list_review_comments,
@@ -241,7 +250,7 @@ class PullOps(RepoScope):
                 pull_number=number,
                 per_page=100,
             ):
-                author = raw.user.login if raw.user else "ghost"
+                author: str = raw.user.login if raw.user else "ghost"
                 comments.append(
                     PostedReviewComment(
                         raw.id,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from githubkit.utils import UNSET
 from githubkit_schemas.latest.models import ContentFile
@@ -11,22 +14,47 @@ from ._base import RepoScope, present
 from .errors import GitHubNotFound, GitHubValidationFailed, github_errors
 from .models import Branch, RepoFile, RepoInfo, RepoPermission, Tree, TreeEntry
 
+# A full commit id (SHA-1, or SHA-256 for repositories that use it): what it names never changes.
+_COMMIT_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+
 
 class RepositoryOps(RepoScope):
     async def get_repository(self) -> RepoInfo:
-        with github_errors(f"read repository {self.full_name}"):
-            raw = (await self.gh.rest.repos.async_get(self.owner, self.repo)).parsed_data
-        return RepoInfo(
-            id=raw.id,
-            full_name=raw.full_name,
-            default_branch=raw.default_branch,
-            clone_url=raw.clone_url,
-            private=raw.private,
-            html_url=raw.html_url,
-        )
+        """The repository's metadata, read once per client (a client lives for one job).
+
+        Cost: one conditional request the first time (none if the client was given ``info``),
+        none afterwards.
+        """
+        if self._info is None:
+            with github_errors(f"read repository {self.full_name}"):
+                raw = (await self.gh.rest.repos.async_get(self.owner, self.repo)).parsed_data
+            self._info = RepoInfo(
+                id=raw.id,
+                full_name=raw.full_name,
+                default_branch=raw.default_branch,
+                clone_url=raw.clone_url,
+                private=raw.private,
+                html_url=raw.html_url,
+            )
+        return self._info
 
     async def get_file(self, path: str, ref: str | None = None) -> RepoFile | None:
-        """A file's bytes at ``ref`` (default branch if None); None if there is no such file."""
+        """A file's bytes at ``ref`` (default branch if None); None if there is no such file.
+
+        Cost: one request, conditional (304 when unchanged: no rate limit); a missing file is
+        a 404, which GitHub gives no validator, so it costs a request each time. At a full
+        commit sha the answer, missing or not, is remembered and costs nothing again.
+        """
+        fixed = f"{self.full_name}@{ref}:{path.lstrip('/')}"
+        if ref and _COMMIT_SHA.match(ref) and self._commit_facts is not None:
+            if (fact := await self._commit_facts.get(fixed)) is not None:
+                return _file_from_fact(fact, ref)
+            found = await self._read_file(path, ref)
+            await self._commit_facts.put(fixed, _fact_from_file(found))
+            return found
+        return await self._read_file(path, ref)
+
+    async def _read_file(self, path: str, ref: str | None) -> RepoFile | None:
         try:
             with github_errors(f"read {path} in {self.full_name}"):
                 response = await self.gh.rest.repos.async_get_content(
@@ -108,3 +136,19 @@ class RepositoryOps(RepoScope):
         except GitHubNotFound:
             return False
         return response.parsed_data.state == "active"
+
+
+def _fact_from_file(found: RepoFile | None) -> dict[str, Any]:
+    if found is None:
+        return {"missing": True}
+    return {
+        "path": found.path,
+        "sha": found.sha,
+        "content": base64.b64encode(found.content).decode(),
+    }
+
+
+def _file_from_fact(fact: Mapping[str, Any], ref: str) -> RepoFile | None:
+    if fact.get("missing"):
+        return None
+    return RepoFile(fact["path"], fact["sha"], ref, base64.b64decode(fact["content"]))

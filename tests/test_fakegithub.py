@@ -217,6 +217,64 @@ def test_installation_token_is_required_and_minted_once(
     assert ("/repos/octo-org/demo", "token") in kinds
 
 
+def test_gets_carry_an_etag_and_an_unchanged_resource_answers_304(
+    fake: FakeGitHub, installation: int
+) -> None:
+    number = fake.create_issue("octo-org/demo", "Conditional")
+    url = f"{fake.api_url}/repos/octo-org/demo/issues/{number}"
+    token, other = fake.mint_token(installation), fake.mint_token(installation)
+    auth = {"authorization": f"token {token}"}
+
+    first = httpx.get(url, headers=auth)
+    etag = first.headers["etag"]
+    unchanged = httpx.get(url, headers={**auth, "if-none-match": etag})
+    in_a_list = httpx.get(url, headers={**auth, "if-none-match": f'"nope", {etag}'})
+    other_token = httpx.get(url, headers={"authorization": f"token {other}", "if-none-match": etag})
+    fake.issue("octo-org/demo", number).title = "Changed"
+    changed = httpx.get(url, headers={**auth, "if-none-match": etag})
+    missing = httpx.get(f"{fake.api_url}/repos/octo-org/demo/contents/nope", headers=auth)
+    written = httpx.post(f"{url}/comments", headers=auth, json={"body": "hi"})
+
+    assert first.status_code == 200 and etag.startswith('W/"')
+    assert "Authorization" in first.headers["vary"]
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    assert unchanged.headers["etag"] == etag
+    assert in_a_list.status_code == 304
+    # GitHub's ETags belong to the token: another token's validator never matches.
+    assert other_token.status_code == 200 and other_token.headers["etag"] != etag
+    assert changed.status_code == 200 and changed.json()["title"] == "Changed"
+    assert missing.status_code == 404 and "etag" not in missing.headers
+    assert written.status_code == 201 and "etag" not in written.headers
+    recorded = [
+        (r.status, r.conditional)
+        for r in fake.requests
+        if r.route == "/repos/{owner}/{repo}/issues/{number}"
+    ]
+    assert recorded == [(200, False), (304, True), (304, True), (200, True), (200, True)]
+
+
+def test_check_runs_of_a_commit_come_in_pages_of_at_most_a_hundred(
+    fake: FakeGitHub, installation: int
+) -> None:
+    sha = fake.branch_sha("octo-org/demo", "main")
+    auth = {"authorization": f"token {fake.mint_token(installation)}"}
+    api = f"{fake.api_url}/repos/octo-org/demo"
+    with httpx.Client(headers=auth) as http:
+        for i in range(150):
+            made = http.post(f"{api}/check-runs", json={"name": f"check {i}", "head_sha": sha})
+            assert made.status_code == 201
+        first = http.get(f"{api}/commits/{sha}/check-runs", params={"per_page": 500})
+        second = http.get(first.links["next"]["url"])
+        other_app = http.get(f"{api}/commits/{sha}/check-runs", params={"app_id": 1})
+
+    assert first.json()["total_count"] == second.json()["total_count"] == 150
+    assert len(first.json()["check_runs"]) == 100 and len(second.json()["check_runs"]) == 50
+    assert "next" not in second.links and second.links["first"]["url"]
+    names = {r["name"] for r in first.json()["check_runs"] + second.json()["check_runs"]}
+    assert names == {f"check {i}" for i in range(150)}
+    assert other_app.json() == {"total_count": 0, "check_runs": []}
+
+
 def test_issues_comments_reactions_labels_parse(fake: FakeGitHub, gh: GitHub[Any]) -> None:
     number = fake.create_issue("octo-org/demo", "Add a thing", "Please.", user="alice")
     issue = gh.rest.issues.get("octo-org", "demo", number).parsed_data

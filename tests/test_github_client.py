@@ -186,7 +186,8 @@ async def test_four_workers_share_one_installation_token(
     token_calls = since.calls("POST", f"/app/installations/{installation}/access_tokens")
     assert token_calls == [201]
     issue_calls = since.calls("GET", f"/repos/{REPO}/issues/{number}")
-    assert issue_calls == [200] * 100
+    # Each read reached GitHub; those made after another worker's 200 revalidated (304).
+    assert len(issue_calls) == 100 and set(issue_calls) <= {200, 304} and 200 in issue_calls
 
 
 async def test_token_is_cached_until_five_minutes_before_it_expires(
@@ -210,10 +211,13 @@ async def test_rejected_token_is_replaced_and_the_request_succeeds(
     installation = await app.installation_id_for("octo-org", "demo")
     fake.expire_token((await app.installation_token(installation)).token)
 
-    info = await client.get_repository()
+    # A client of its own: one client reads the repository only once.
+    later = await app.repo_client(installation, "octo-org", "demo")
+    info = await later.get_repository()
 
     assert info.full_name == REPO
     assert since.tokens_minted() == 2
+    # The new token's ETag differs from the old one's, as on GitHub: a full answer.
     assert since.calls("GET", f"/repos/{REPO}") == [200, 401, 200]
 
 

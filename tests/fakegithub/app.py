@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from .auth import AppAuth
+from .conditional import conditional_send
 from .events import Events
 from .faults import FaultInjector, FaultRule
 from .gitrepo import EMPTY_SHA, BareRepo
@@ -79,7 +80,8 @@ class FakeGitHubApp:
         kind = self._auth.from_header(header).kind
         recorded = False
 
-        conditional = _header(scope, b"if-none-match") is not None
+        if_none_match = _header(scope, b"if-none-match")
+        conditional = if_none_match is not None
 
         def record(status: int) -> None:
             nonlocal recorded
@@ -104,7 +106,10 @@ class FakeGitHubApp:
             elif git_match is not None:
                 await self._serve_git(scope, receive, recording_send, git_match)
             elif path.startswith(API_PREFIX + "/") or path == API_PREFIX:
-                await self._api(scope, receive, recording_send)
+                api_send = recording_send
+                if method == "GET":
+                    api_send = conditional_send(recording_send, header, if_none_match)
+                await self._api(scope, receive, api_send)
             else:
                 await _send_json(recording_send, 404, {"message": "Not Found"})
         finally:

@@ -152,7 +152,9 @@ class BareRepo:
                 self.git("read-tree", parent, env=index_env)
             for path, content in files.items():
                 if content is None:
-                    self.git("update-index", "--force-remove", "--", path, env=index_env)
+                    # Mode 0 removes the entry; --force-remove would need a work tree.
+                    line = f"0 {'0' * 40}\t{path}\n".encode()
+                    self.git("update-index", "--index-info", input=line, env=index_env)
                     continue
                 data = content.encode() if isinstance(content, str) else content
                 blob = self.out("hash-object", "-w", "--stdin", input=data).strip()

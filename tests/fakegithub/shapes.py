@@ -141,6 +141,10 @@ class Shapes:
             "updated_at": EPOCH,
         }
 
+    @property
+    def app_id(self) -> int:
+        return self._app_id
+
     def app(self) -> dict[str, Any]:
         owner = next(
             (i.account for i in self._store.installations.values()), self._store.user("octo-org")

@@ -15,6 +15,7 @@ from .common import (
     json_response,
     not_found,
     paginate,
+    paginate_wrapped,
     route,
     unprocessable,
     validation_failed,
@@ -127,6 +128,10 @@ class CheckRoutes:
         if sha is None:
             raise unprocessable(f"No commit found for SHA: {req.params['ref']}")
         name, status = req.query("check_name"), req.query("status")
+        app_id = req.query("app_id")
+        if app_id is not None and app_id != str(self.ctx.shapes.app_id):
+            # Every check run in the fake is this app's.
+            return paginate_wrapped(req, "check_runs", [])
         with self.ctx.store.lock:
             runs = [
                 r
@@ -142,7 +147,7 @@ class CheckRoutes:
                     latest.setdefault(run.name, run)
                 runs = list(latest.values())
             shaped = [self.ctx.shapes.check_run(r) for r in runs]
-        return json_response({"total_count": len(shaped), "check_runs": shaped})
+        return paginate_wrapped(req, "check_runs", shaped)
 
     # -- rules -----------------------------------------------------------------------------
 

@@ -145,8 +145,9 @@ def no_content() -> Response:
     return Response(status_code=204)
 
 
-def paginate(req: ApiRequest, items: Sequence[Any]) -> Response:
-    """One page of `items` with GitHub's Link header, honouring `per_page` and `page`."""
+def _page(req: ApiRequest, items: Sequence[Any]) -> tuple[list[Any], dict[str, str] | None]:
+    """One page of `items` and GitHub's Link header, honouring `per_page` (at most 100) and
+    `page`."""
     try:
         per_page = min(max(int(req.query("per_page") or 30), 1), 100)
         page = max(int(req.query("page") or 1), 1)
@@ -163,8 +164,20 @@ def paginate(req: ApiRequest, items: Sequence[Any]) -> Response:
     if page > 1:
         links.append(f'<{url.include_query_params(page=page - 1, per_page=per_page)}>; rel="prev"')
         links.append(f'<{url.include_query_params(page=1, per_page=per_page)}>; rel="first"')
-    headers = {"link": ", ".join(links)} if links else None
+    return chunk, ({"link": ", ".join(links)} if links else None)
+
+
+def paginate(req: ApiRequest, items: Sequence[Any]) -> Response:
+    """One page of `items` (a JSON list) with GitHub's Link header."""
+    chunk, headers = _page(req, items)
     return JSONResponse(chunk, headers=headers)
+
+
+def paginate_wrapped(req: ApiRequest, key: str, items: Sequence[Any]) -> Response:
+    """One page of `items` as the list endpoints that wrap them answer:
+    ``{"total_count": <all pages>, key: [<this page>]}`` with the Link header."""
+    chunk, headers = _page(req, items)
+    return JSONResponse({"total_count": len(items), key: chunk}, headers=headers)
 
 
 def endpoint(ctx: ApiContext, handler: Handler, auth: AuthRule) -> Callable[[Request], Any]:

@@ -43,7 +43,10 @@ class RepoRoutes:
             route(ctx, base + "/commits/{ref}", self.get_commit, ["GET"]),
             route(ctx, base + "/collaborators/{username}/permission", self.permission, ["GET"]),
             route(
-                ctx, "/orgs/{org}/teams/{team_slug}/memberships/{username}", self.team_membership, ["GET"]
+                ctx,
+                "/orgs/{org}/teams/{team_slug}/memberships/{username}",
+                self.team_membership,
+                ["GET"],
             ),
         ]
 

@@ -1,21 +1,30 @@
 """File localisation benchmark: does retrieval find the files an issue is about?
 
-    python benchmarks/data/make_dataset.py          # once: materialise the repositories
+    python benchmarks/data/make_dataset.py          # once: the hand-written set's repositories
+    python benchmarks/swebench_dev.py                # once: the SWE-bench Lite dev set's trees
     python benchmarks/localization.py --data benchmarks/data/localization.jsonl
+    python benchmarks/localization.py --data benchmarks/data/swebench/dev.jsonl --ablations
 
 Each row: `instance_id`, `repo_dir` (a checkout at the right commit; relative paths resolve
 against the jsonl's folder), `problem_statement`, and `gold_files` or `patch` (a unified
-diff whose edited files are gold); an optional `split` (dev/test) is reported separately.
-Every repository is indexed once; then each problem's files are ranked by the project's
-retriever and by a plain BM25 baseline (whole files, lower-cased word tokens, English
-stop words, no stemming, no identifier splitting) over the same files.
+diff whose edited files are gold); an optional `split` (dev/tune/test) and `repository` (the
+row's project, default the checkout folder's name) are reported separately. Every checkout is
+indexed once; then each problem's files are ranked by the project's retriever, by the retriever
+with each of its signals turned off in turn (`--ablations`), and by a plain BM25 baseline (whole
+files, lower-cased word tokens, English stop words, no stemming, no identifier splitting) over
+the same files.
 
-Acc@k: all gold files are in the top k. MRR@10: 1/rank of the first gold file.
+Acc@k: all gold files are in the top k. MRR@10: 1/rank of the first gold file. Every row counts
+once in each group it belongs to (its split, its repository, all).
+
+Embeddings are slow to build on CPU, so by default the retriever runs on its lexical stages and
+the dense stage is off; `--embed` embeds every checkout first and ranks with all stages.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -23,25 +32,34 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import bm25s  # type: ignore[import-untyped]
 
+from knowledge import retrieval
+from knowledge.retrieval import FusionWeights, HybridRetriever
 from knowledge.service import KnowledgeService
 
 KS = (1, 5, 10)
 DEPTH = 10
 _DIFF_PATH = re.compile(r"^(?:\+\+\+|---) (?:[ab]/)?(?P<path>\S+)", re.MULTILINE)
+BASELINE = "plain BM25"
+OURS = "retriever"
 
 
 @dataclass(frozen=True)
 class Problem:
     instance_id: str
     split: str
+    repository: str
     repo_dir: Path
     statement: str
     gold: tuple[str, ...]
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The report rows this problem counts in, each once."""
+        return tuple(dict.fromkeys([f"split {self.split}", self.repository, "all"]))
 
 
 @dataclass
@@ -95,7 +113,8 @@ def load_problems(data: Path) -> list[Problem]:
         problems.append(
             Problem(
                 instance_id=row["instance_id"],
-                split=row.get("split", "all"),
+                split=row.get("split", "none"),
+                repository=row.get("repository") or repo_dir.name,
                 repo_dir=repo_dir if repo_dir.is_absolute() else base / repo_dir,
                 statement=row["problem_statement"],
                 gold=tuple(gold),
@@ -125,6 +144,34 @@ class PlainBM25:
         return [self._paths[i] for i in order[:k] if scores[i] > 0]
 
 
+def rankers(
+    service: KnowledgeService, *, embed: bool, ablations: bool
+) -> dict[str, HybridRetriever]:
+    """The retriever as configured, and (with `ablations`) one variant per signal turned off."""
+    weights = FusionWeights() if embed else dataclasses.replace(FusionWeights(), dense=0.0)
+
+    def make(variant: FusionWeights, **switches: bool) -> HybridRetriever:
+        return HybridRetriever(
+            store=service.store,
+            embedder=service.embedder,
+            lexical=service.lexical,
+            weights=variant,
+            **switches,  # type: ignore[arg-type]
+        )
+
+    found = {OURS: make(weights)}
+    if not ablations:
+        return found
+    for spec in dataclasses.fields(FusionWeights):
+        value = getattr(weights, spec.name)
+        if spec.name == "rrf_k" or not isinstance(value, float) or value == 0:
+            continue
+        found[f"- {spec.name}"] = make(dataclasses.replace(weights, **{spec.name: 0.0}))
+    for switch in getattr(retrieval, "SWITCHES", ()):
+        found[f"- {switch}"] = make(weights, **{switch: False})
+    return found
+
+
 def timed(call: Callable[[], list[str]]) -> tuple[list[str], float]:
     started = time.perf_counter()
     result = call()
@@ -138,21 +185,34 @@ def main() -> int:
     parser.add_argument(
         "--data", type=Path, default=Path(__file__).parent / "data" / "localization.jsonl"
     )
+    parser.add_argument("--split", default="all", help="only rows of this split (default: all)")
+    parser.add_argument("--repository", action="append", help="only rows of this repository")
     parser.add_argument(
-        "--split", default="all", help="only rows of this split (default: all rows)"
+        "--workdir",
+        type=Path,
+        help="where to keep the indexes (default: a temp dir); reused indexes skip unchanged files",
     )
+    parser.add_argument("--embed", action="store_true", help="embed every checkout; rank with all stages")
     parser.add_argument(
-        "--workdir", type=Path, help="where to build the indexes (default: a temp dir)"
+        "--ablations", action="store_true", help="also rank with each signal turned off in turn"
     )
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write per-instance results here")
+    parser.add_argument("--markdown", type=Path, help="also write the tables here")
     arguments = parser.parse_args()
 
-    problems = [p for p in load_problems(arguments.data) if arguments.split in ("all", p.split)]
+    problems = [
+        p
+        for p in load_problems(arguments.data)
+        if arguments.split in ("all", p.split)
+        and (not arguments.repository or p.repository in arguments.repository)
+    ]
     missing = sorted({str(p.repo_dir) for p in problems if not p.repo_dir.is_dir()})
     if missing:
         print(
-            f"missing checkouts (run benchmarks/data/make_dataset.py): {missing}", file=sys.stderr
+            f"missing checkouts (run benchmarks/data/make_dataset.py or benchmarks/swebench_dev.py): "
+            f"{missing}",
+            file=sys.stderr,
         )
         return 2
 
@@ -164,103 +224,114 @@ def main() -> int:
             torch_threads=arguments.torch_threads,
         )
         try:
-            return run(service, problems, arguments.json)
+            tables = run(
+                service,
+                problems,
+                embed=arguments.embed,
+                ablations=arguments.ablations,
+                json_out=arguments.json,
+            )
         finally:
             service.close()
+    if arguments.markdown is not None:
+        arguments.markdown.write_text(tables, encoding="utf-8")
+    return 0
 
 
-def run(service: KnowledgeService, problems: list[Problem], json_out: Path | None) -> int:
-    service.embedder.embed(["load the model before timing anything"])
+def repo_key(repo_dir: Path) -> str:
+    return f"bench/{repo_dir.name}"
+
+
+def run(
+    service: KnowledgeService,
+    problems: list[Problem],
+    *,
+    embed: bool,
+    ablations: bool,
+    json_out: Path | None,
+) -> str:
+    if embed:
+        service.embedder.embed(["load the model before timing anything"])
     baselines: dict[Path, PlainBM25] = {}
-    totals = {"files": 0, "lexical_s": 0.0, "embedding_s": 0.0, "baseline_s": 0.0, "units": 0}
     for repo_dir in sorted({p.repo_dir for p in problems}):
-        repo = f"bench/{repo_dir.name}"
-        report = service.indexer.index_directory(repo, repo_dir)
+        repo = repo_key(repo_dir)
+        report = service.indexer.index_directory(repo, repo_dir, embed=embed)
         paths = service.lexical.paths(repo)
         started = time.perf_counter()
         baselines[repo_dir] = PlainBM25(
             {p: (repo_dir / p).read_text(encoding="utf-8") for p in paths}
         )
-        baseline_seconds = time.perf_counter() - started
-        totals["files"] += len(paths)
-        totals["lexical_s"] += report.lexical_seconds
-        totals["embedding_s"] += report.embedding_seconds
-        totals["baseline_s"] += baseline_seconds
-        totals["units"] += report.units_embedded
         print(
-            f"indexed {repo}: {len(paths)} files, {report.chunks_written} chunks, "
-            f"{report.units_embedded} texts embedded; lexical {report.lexical_seconds:.2f}s, "
-            f"embeddings {report.embedding_seconds:.1f}s; baseline {baseline_seconds:.2f}s"
+            f"indexed {repo}: {len(paths)} files ({report.files_written} written), "
+            f"{report.units_embedded} texts embedded; lexical {report.lexical_seconds:.1f}s, "
+            f"embeddings {report.embedding_seconds:.1f}s; baseline {time.perf_counter() - started:.1f}s",
+            flush=True,
         )
 
-    splits = sorted({p.split for p in problems})
-    ours: dict[str, Scores] = {s: Scores() for s in [*splits, "all"]}
-    plain: dict[str, Scores] = {s: Scores() for s in [*splits, "all"]}
+    ours = rankers(service, embed=embed, ablations=ablations)
+    scores: dict[str, dict[str, Scores]] = {name: {} for name in [*ours, BASELINE]}
     rows = []
-    print(f"\n{'instance':<16} {'split':<5} {'ours':>5} {'bm25':>5}  ours top-1 | bm25 top-1")
     for problem in problems:
-        repo = f"bench/{problem.repo_dir.name}"
-        ranking, ours_s = timed(partial(_our_ranking, service, repo, problem.statement))
-        baseline, plain_s = timed(
-            partial(baselines[problem.repo_dir].rank, problem.statement, DEPTH)
+        repo = repo_key(problem.repo_dir)
+        rankings: dict[str, list[str]] = {}
+        seconds: dict[str, float] = {}
+        for name, ranker in ours.items():
+            rankings[name], seconds[name] = timed(
+                lambda r=ranker: [f.path for f in r.rank_files(repo, problem.statement, k=DEPTH)]
+            )
+        rankings[BASELINE], seconds[BASELINE] = timed(
+            lambda: baselines[problem.repo_dir].rank(problem.statement, DEPTH)
         )
-        for split in (problem.split, "all"):
-            ours_rank, _ = ours[split].add(ranking, problem.gold, ours_s)
-            plain_rank, _ = plain[split].add(baseline, problem.gold, plain_s)
+        ranks: dict[str, int | None] = {}
+        for name, ranking in rankings.items():
+            for group in problem.groups:
+                ranks[name], _ = scores[name].setdefault(group, Scores()).add(
+                    ranking, problem.gold, seconds[name]
+                )
         print(
-            f"{problem.instance_id:<16} {problem.split:<5} {_rank(ours_rank):>5} {_rank(plain_rank):>5}  "
-            f"{(ranking or ['-'])[0]} | {(baseline or ['-'])[0]}"
+            f"{problem.instance_id:<34} ours {_rank(ranks[OURS]):>2} bm25 {_rank(ranks[BASELINE]):>2}"
+            f"  {(rankings[OURS] or ['-'])[0]} | gold {', '.join(problem.gold)}",
+            flush=True,
         )
         rows.append(
             {
                 "instance_id": problem.instance_id,
+                "repository": problem.repository,
                 "gold": problem.gold,
-                "ours": ranking,
-                "bm25": baseline,
-                "ours_rank": ours_rank,
-                "bm25_rank": plain_rank,
+                "chars": len(problem.statement),
+                "rankings": rankings,
+                "ranks": ranks,
             }
         )
-
+    tables = report_tables(scores, problems)
     print()
-    for split in [*splits, "all"]:
-        _summary(split, ours[split], plain[split])
-    lexical_rate = totals["files"] / max(totals["lexical_s"], 1e-9)
-    full_rate = totals["files"] / max(totals["lexical_s"] + totals["embedding_s"], 1e-9)
-    baseline_rate = totals["files"] / max(totals["baseline_s"], 1e-9)
-    print(
-        f"\nindexing: {totals['files']} files; ours lexical {lexical_rate:.0f} files/s (searchable), "
-        f"with embeddings {full_rate:.1f} files/s ({totals['units']} texts); baseline {baseline_rate:.0f} files/s"
-    )
+    print(tables)
     if json_out is not None:
         json_out.write_text(json.dumps(rows, indent=1))
-    return 0
+    return tables
 
 
-def _our_ranking(service: KnowledgeService, repo: str, statement: str) -> list[str]:
-    return [match.path for match in service.retriever.rank_files(repo, statement, k=DEPTH)]
-
-
-def _summary(split: str, ours: Scores, plain: Scores) -> None:
-    n = len(ours.ranks)
-    print(f"[{split}] {n} problems")
-    print(
-        f"  {'':<10} {'Acc@1':>6} {'Acc@5':>6} {'Acc@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}"
-    )
-    for name, scores in (("retriever", ours), ("plain BM25", plain)):
-        print(
-            f"  {name:<10} "
-            + " ".join(f"{scores.accuracy(k):>6.3f}" for k in KS)
-            + f" {scores.mrr():>7.3f} {scores.latency_ms(0.5):>7.1f} {scores.latency_ms(0.95):>7.1f}"
-        )
-    ratios = [f"Acc@{k} {_ratio(ours.accuracy(k), plain.accuracy(k))}" for k in KS] + [
-        f"MRR {_ratio(ours.mrr(), plain.mrr())}"
+def report_tables(scores: dict[str, dict[str, Scores]], problems: list[Problem]) -> str:
+    groups = list(dict.fromkeys(g for p in problems for g in p.groups))
+    # Repositories first, then splits, then all.
+    groups.sort(key=lambda g: (g == "all", g.startswith("split "), g))
+    if len({p.split for p in problems}) < 2:
+        groups = [g for g in groups if not g.startswith("split ")]
+    lines = [
+        "| ranker | rows | n | Acc@1 | Acc@5 | Acc@10 | MRR@10 | p95 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    print("  ratio retriever/BM25: " + ", ".join(ratios))
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else ("inf" if a else "n/a")
+    for name, by_group in scores.items():
+        for group in groups:
+            s = by_group.get(group)
+            if s is None:
+                continue
+            accuracies = " | ".join(f"{100 * s.accuracy(k):.1f}" for k in KS)
+            lines.append(
+                f"| {name} | {group} | {len(s.ranks)} | {accuracies} | {s.mrr():.3f} "
+                f"| {s.latency_ms(0.95):.0f} |"
+            )
+    return "\n".join(lines)
 
 
 def _rank(rank: int | None) -> str:

@@ -54,6 +54,8 @@ def sandbox_options(settings: Settings) -> SandboxOptions:
             tuple(settings.sandbox_setup_allow), tuple(settings.sandbox_setup_allow_private)
         ),
         docker_setup_network=settings.sandbox_setup_network,
+        cache_root=settings.data_dir / "caches",
+        cache_mb=settings.sandbox_cache_mb,
     )
 
 

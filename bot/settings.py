@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     sandbox_command_disk_mb: int = Field(
         default=2048, ge=1, description="How much one command may add to its workspace on disk."
     )
+    sandbox_cache_mb: int = Field(
+        default=4096,
+        ge=16,
+        description=(
+            "Size limit of a repository's package cache (pip, uv, npm, yarn, go, cargo), which "
+            "its setup steps reuse from run to run."
+        ),
+    )
     sandbox_toolchains: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description=(

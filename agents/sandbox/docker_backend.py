@@ -20,6 +20,7 @@ from agents.sandbox.base import CommandResult, SandboxUnavailable, command_env, 
 from agents.sandbox.capture import BoundedOutput
 from agents.sandbox.egress_gateway import EgressAllowList, egress_for
 from agents.sandbox.identity import UidRange, bot_is_root, hand_over
+from agents.sandbox.package_cache import CACHE_ENV, CACHE_MOUNT, PackageCache
 from agents.sandbox.process import OUT_OF_PROCESSES as _OUT_OF_PROCESSES
 from agents.sandbox.process import with_limit
 from agents.sandbox.quota import DiskQuota, QuotaWatch
@@ -70,7 +71,9 @@ class DockerSandbox:
         output_limit: int = 64_000,
         tmp_size_mb: int = 512,
         quota: DiskQuota | None = None,
+        cache: PackageCache | None = None,
         uids: UidRange | None = None,
+        uid_key: str | None = None,
         setup_network: str = DEFAULT_SETUP_NETWORK,
         egress: EgressAllowList | None = None,
         egress_python: str = "python3",
@@ -87,11 +90,14 @@ class DockerSandbox:
         self.output_limit = output_limit
         self.tmp_size_mb = tmp_size_mb
         self.quota = quota or DiskQuota()
+        self.cache = cache
         self.setup_network = setup_network
         self.egress = egress or EgressAllowList()
         self.egress_python = egress_python
         root = bot_is_root()
-        self.uid = (uids or UidRange()).for_workspace(self.workspace_root) if root else os.getuid()
+        uid_range = uids or UidRange()
+        keyed = uid_range.for_key(uid_key) if uid_key else None
+        self.uid = (keyed or uid_range.for_workspace(self.workspace_root)) if root else os.getuid()
         self.gid = self.uid if root else os.getgid()
 
     async def run(
@@ -140,10 +146,17 @@ class DockerSandbox:
     ) -> CommandResult:
         network = setup
         workdir = confined_cwd(self.workspace_root, cwd)
-        child_env = command_env(env)
+        child_env = command_env({**(CACHE_ENV if self.cache else {}), **(env or {})})
         if self.uid != os.getuid():
             await asyncio.to_thread(hand_over, self.workspace_root, self.uid)
-        quota = QuotaWatch(self.workspace_root, self.quota)
+            if self.cache is not None:
+                await asyncio.to_thread(hand_over, self.cache.path, self.uid)
+        quota = QuotaWatch(
+            self.workspace_root,
+            self.quota,
+            cache=self.cache.path if self.cache else None,
+            cache_mb=self.cache.limit_mb if self.cache else 0,
+        )
         await quota.baseline()
         started = time.monotonic()
         with _network_refusal(network_mode, setup=network):
@@ -225,6 +238,8 @@ class DockerSandbox:
         volumes = {work_tree: {"bind": work_tree, "mode": "rw"}}
         if self.git_dir is not None:
             volumes[str(self.git_dir)] = {"bind": str(self.git_dir), "mode": "ro"}
+        if self.cache is not None:
+            volumes[str(self.cache.path)] = {"bind": str(CACHE_MOUNT), "mode": "rw"}
         return volumes
 
     @staticmethod

@@ -25,6 +25,7 @@ from agents.sandbox.docker_backend import (
 from agents.sandbox.egress_gateway import EgressAllowList
 from agents.sandbox.identity import UidRange
 from agents.sandbox.local import BubblewrapSandbox, UnsafeSubprocessSandbox
+from agents.sandbox.package_cache import PackageCache
 from agents.sandbox.process import ResourceLimits
 from agents.sandbox.quota import DiskQuota
 
@@ -63,6 +64,9 @@ class SandboxOptions:
     toolchains: Sequence[Path] = ()
     uids: UidRange = field(default_factory=UidRange)
     egress: EgressAllowList = field(default_factory=EgressAllowList)
+    # Where per-repository package caches live; None: no cache is mounted.
+    cache_root: Path | None = None
+    cache_mb: int = 4096
     docker_setup_network: str = DEFAULT_SETUP_NETWORK
 
     def __post_init__(self) -> None:
@@ -117,14 +121,32 @@ class SandboxProvider:
                 )
         return self._choice
 
-    def for_workspace(self, work_tree: Path, git_dir: Path | None = None) -> Sandbox:
-        """The sandbox for one work tree (its git dir shown read-only), or SandboxUnavailable."""
+    def for_workspace(
+        self, work_tree: Path, git_dir: Path | None = None, repository: str | None = None
+    ) -> Sandbox:
+        """The sandbox for one work tree (its git dir shown read-only), or SandboxUnavailable.
+
+        `repository` ("<installation id>/<owner>/<name>") gives the sandbox that repository's
+        package cache, and makes every workspace of the repository run as the same uid.
+        """
         choice = self.choice()
         if choice.name is None:
             raise SandboxUnavailable(choice.problem or "no sandbox is available")
-        return self._build(choice.name, work_tree, git_dir)
+        cache = None
+        if repository is not None and self.options.cache_root is not None:
+            cache = PackageCache.for_repository(
+                self.options.cache_root, repository, self.options.cache_mb
+            )
+        return self._build(choice.name, work_tree, git_dir, cache, repository)
 
-    def _build(self, name: str, work_tree: Path, git_dir: Path | None) -> Sandbox:
+    def _build(
+        self,
+        name: str,
+        work_tree: Path,
+        git_dir: Path | None,
+        cache: PackageCache | None,
+        uid_key: str | None,
+    ) -> Sandbox:
         o = self.options
         if name == "docker":
             assert self._docker is not None
@@ -139,7 +161,9 @@ class SandboxProvider:
                 output_limit=o.output_limit,
                 tmp_size_mb=o.tmp_mb,
                 quota=o.quota,
+                cache=cache,
                 uids=o.uids,
+                uid_key=uid_key,
                 setup_network=o.docker_setup_network,
                 egress=o.egress,
             )
@@ -153,14 +177,16 @@ class SandboxProvider:
                 toolchains=o.toolchains,
                 tmp_mb=o.tmp_mb,
                 quota=o.quota,
+                cache=cache,
                 uids=o.uids,
+                uid_key=uid_key,
                 egress=o.egress,
             )
         logger.warning(
             "sandbox none-unsafe: running an agent command WITHOUT isolation in %s", work_tree
         )
         return UnsafeSubprocessSandbox(
-            work_tree, limits=o.limits, output_limit=o.output_limit, quota=o.quota
+            work_tree, limits=o.limits, output_limit=o.output_limit, quota=o.quota, cache=cache
         )
 
     def _choose(self) -> Choice:

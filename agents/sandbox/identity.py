@@ -32,7 +32,12 @@ class UidRange:
 
     def for_workspace(self, work_tree: Path) -> int:
         """A stable uid for one workspace, so every command in it owns the same files."""
-        digest = hashlib.sha256(str(work_tree.resolve()).encode()).digest()
+        return self.for_key(str(work_tree.resolve()))
+
+    def for_key(self, key: str) -> int:
+        """A stable uid for anything else that owns files across workspaces (a repository, whose
+        package cache every one of its workspaces writes to)."""
+        digest = hashlib.sha256(key.encode()).digest()
         return self.base + int.from_bytes(digest[:8], "big") % self.count
 
 

@@ -28,6 +28,7 @@ from agents.sandbox.mounts import (
     system_mounts,
     visible_hidden_paths,
 )
+from agents.sandbox.package_cache import CACHE_ENV, CACHE_MOUNT, PackageCache
 from agents.sandbox.process import ResourceLimits, run_argv, with_limit
 from agents.sandbox.quota import DiskQuota, QuotaWatch
 
@@ -53,12 +54,14 @@ class _LocalSandbox(ABC):
         output_limit: int = 64_000,
         shell: str | None = None,
         quota: DiskQuota | None = None,
+        cache: PackageCache | None = None,
     ) -> None:
         self.workspace_root = workspace_root.resolve()
         self.limits = limits or ResourceLimits()
         self.output_limit = output_limit
         self.shell = shell or _default_shell()
         self.quota = quota or DiskQuota()
+        self.cache = cache
 
     async def run(
         self,
@@ -82,7 +85,7 @@ class _LocalSandbox(ABC):
         binds: Sequence[str] = (),
     ) -> CommandResult:
         workdir = confined_cwd(self.workspace_root, cwd)
-        child_env = command_env(env)
+        child_env = command_env({**self._cache_env(), **(env or {})})
         if env is None or "PATH" not in env:
             # Validation gates say `python -m pytest`: on the host that means the Python the
             # bot runs on (its directory first), as in a developer's activated virtualenv.
@@ -96,8 +99,17 @@ class _LocalSandbox(ABC):
             timeout_s=timeout_s,
             limits=self.limits,
             output_limit=self.output_limit,
-            quota=QuotaWatch(self.workspace_root, self.quota),
+            quota=QuotaWatch(
+                self.workspace_root,
+                self.quota,
+                cache=self.cache.path if self.cache else None,
+                cache_mb=self.cache.limit_mb if self.cache else 0,
+            ),
         )
+
+    def _cache_env(self) -> dict[str, str]:
+        """Package managers' cache variables, when a cache is mounted (the caller's env wins)."""
+        return dict(CACHE_ENV) if self.cache is not None else {}
 
     def probe(self) -> bool:
         """True when this backend can run a trivial command here: the factory's self-test."""
@@ -185,13 +197,20 @@ class BubblewrapSandbox(_LocalSandbox):
         toolchains: Sequence[Path] = (),
         tmp_mb: int = 1024,
         quota: DiskQuota | None = None,
+        cache: PackageCache | None = None,
         uids: UidRange | None = None,
+        uid_key: str | None = None,
         egress: EgressAllowList | None = None,
         bwrap_path: str | None = None,
         setpriv_path: str | None = None,
     ) -> None:
         super().__init__(
-            workspace_root, limits=limits, output_limit=output_limit, shell=shell, quota=quota
+            workspace_root,
+            limits=limits,
+            output_limit=output_limit,
+            shell=shell,
+            quota=quota,
+            cache=cache,
         )
         self.git_dir = git_dir.resolve() if git_dir is not None else None
         self.bwrap_path = bwrap_path or shutil.which("bwrap")
@@ -201,8 +220,16 @@ class BubblewrapSandbox(_LocalSandbox):
         self.tmp_mb = tmp_mb
         self.egress = egress or EgressAllowList()
         # When the bot is root, the uid the command drops to; None: the bot's own (non-root) uid.
+        # Keyed by `uid_key` (the repository) when its workspaces share a package cache.
+        uid_range = uids or UidRange()
         self.uid = (
-            (uids or UidRange()).for_workspace(self.workspace_root) if bot_is_root() else None
+            (
+                uid_range.for_key(uid_key)
+                if uid_key
+                else uid_range.for_workspace(self.workspace_root)
+            )
+            if bot_is_root()
+            else None
         )
 
     async def run(
@@ -242,6 +269,8 @@ class BubblewrapSandbox(_LocalSandbox):
             raise SandboxUnavailable(missing)
         if self.uid is not None:
             await asyncio.to_thread(hand_over, self.workspace_root, self.uid)
+            if self.cache is not None:
+                await asyncio.to_thread(hand_over, self.cache.path, self.uid)
 
     def _missing(self) -> str | None:
         if self.bwrap_path is None:
@@ -278,6 +307,8 @@ class BubblewrapSandbox(_LocalSandbox):
         argv += [*_parents(self.workspace_root), "--bind", *[str(self.workspace_root)] * 2]
         if self.git_dir is not None:
             argv += [*_parents(self.git_dir), "--ro-bind", *[str(self.git_dir)] * 2]
+        if self.cache is not None:
+            argv += [*_parents(CACHE_MOUNT), "--bind", str(self.cache.path), str(CACHE_MOUNT)]
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
         argv += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
         argv += ["--hostname", "sandbox", "--clearenv"]

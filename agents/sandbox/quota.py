@@ -44,36 +44,55 @@ def disk_usage(tree: Path) -> int:
 
 
 class QuotaWatch:
-    """Measure `tree` until cancelled; `exceeded` says which quota a command passed, if any."""
+    """Measure `tree` (and the package cache, if any) until cancelled; `exceeded` says which
+    quota a command passed, if any."""
 
-    def __init__(self, tree: Path, quota: DiskQuota) -> None:
+    def __init__(
+        self,
+        tree: Path,
+        quota: DiskQuota,
+        *,
+        cache: Path | None = None,
+        cache_mb: int = 4096,
+    ) -> None:
         self.tree = tree
         self.quota = quota
+        self.cache = cache
+        self.cache_mb = cache_mb
         self.exceeded: str | None = None
         self._start = 0
 
     async def baseline(self) -> None:
-        self._start = await asyncio.to_thread(disk_usage, self.tree)
+        used, cached = await asyncio.to_thread(self._measure)
+        self._start = used + cached
 
     async def run(self) -> None:
         """Returns as soon as a quota is passed (the caller then stops the command)."""
         while True:
             started = time.monotonic()
-            used = await asyncio.to_thread(disk_usage, self.tree)
+            used, cached = await asyncio.to_thread(self._measure)
             spent = time.monotonic() - started
-            message = self.check(used)
+            message = self.check(used, cached)
             if message is not None:
                 self.exceeded = message
                 return
             await asyncio.sleep(min(_MAX_INTERVAL_S, max(_MIN_INTERVAL_S, 2 * spent)))
 
-    def check(self, used: int) -> str | None:
+    def _measure(self) -> tuple[int, int]:
+        return disk_usage(self.tree), disk_usage(self.cache) if self.cache is not None else 0
+
+    def check(self, used: int, cached: int = 0) -> str | None:
+        if cached > self.cache_mb * _MB:
+            return (
+                f"disk quota exceeded: the package cache grew to {cached // _MB:,} MB, over its "
+                f"quota of {self.cache_mb:,} MB; the command was stopped"
+            )
         if used > self.quota.workspace_mb * _MB:
             return (
                 f"disk quota exceeded: the workspace grew to {used // _MB:,} MB, over its quota of "
                 f"{self.quota.workspace_mb:,} MB; the command was stopped"
             )
-        added = used - self._start
+        added = used + cached - self._start
         if added > self.quota.command_mb * _MB:
             return (
                 f"disk quota exceeded: the command wrote {added // _MB:,} MB, over the "

@@ -333,3 +333,31 @@ async def test_a_command_cannot_plant_code_the_bot_or_its_host_runs_later(
     result = await sandbox.run(payload + "; true", cwd=state.mine, timeout_s=30)
     assert [t for t in targets if t.exists()] == []
     assert "Read-only file system" in result.stderr or "No such file" in result.stderr
+
+
+async def test_a_repositorys_package_cache_is_its_own(state: BotState) -> None:
+    """What one repository's setup steps leave in the package cache reaches its later runs (the
+    point of the cache) and never another repository's commands."""
+    settings = state.settings()
+    provider = sandbox_provider(settings)
+    if provider.choice().name != "bwrap":
+        pytest.skip(f"bubblewrap does not run here: {provider.choice().problem}")
+    other = state.data / "workspaces" / "ws-later" / "repo"
+    other.mkdir(parents=True)
+    first = provider.for_workspace(state.mine, state.mine_git, "1/octo-org/demo")
+    plant = await first.run(
+        'mkdir -p "$PIP_CACHE_DIR" && echo wheel-bytes > "$PIP_CACHE_DIR/numpy.whl"',
+        cwd=state.mine,
+        timeout_s=30,
+        network=True,
+    )
+    assert plant.ok, plant
+    read = 'cat "$PIP_CACHE_DIR/numpy.whl"; ls -A /var/cache/factory'
+    later = await provider.for_workspace(other, None, "1/octo-org/demo").run(
+        read, cwd=other, timeout_s=30
+    )
+    assert "wheel-bytes" in later.stdout
+    stranger = await provider.for_workspace(other, None, "2/evil-org/attacker").run(
+        read, cwd=other, timeout_s=30
+    )
+    assert "wheel-bytes" not in stranger.stdout and stranger.stdout.strip() == ""

@@ -176,7 +176,9 @@ def render(result: Tally) -> str:
         lines.append(f"{count:>5}  {f'{method} {route}':<{width}}  {status}")
     lines += [
         "-" * (width + 15),
-        f"{result.total:>5}  REST calls in total ({result.not_modified} answered 304 Not Modified)",
+        f"{result.total:>5}  REST calls in total",
+        f"{result.total - result.not_modified:>5}  counted against the rate limit"
+        + f" ({result.not_modified} answered 304 Not Modified)",
         f"{result.mints:>5}  installation token mints",
         f"{result.git_requests:>5}  git smart-HTTP requests (clone/fetch/push; not REST)",
         f"run ended: {result.state}",
@@ -207,6 +209,7 @@ def main() -> None:
                     "calls": rows,
                     "total": result.total,
                     "not_modified": result.not_modified,
+                    "rate_limited": result.total - result.not_modified,
                     "token_mints": result.mints,
                     "git_requests": result.git_requests,
                     "state": result.state,

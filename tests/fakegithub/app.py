@@ -106,7 +106,7 @@ class FakeGitHubApp:
             elif git_match is not None:
                 await self._serve_git(scope, receive, recording_send, git_match)
             elif path.startswith(API_PREFIX + "/") or path == API_PREFIX:
-                api_send = recording_send
+                api_send: Send = recording_send
                 if method == "GET":
                     api_send = conditional_send(recording_send, header, if_none_match)
                 await self._api(scope, receive, api_send)

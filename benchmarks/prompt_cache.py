@@ -1,20 +1,24 @@
 """How much of the coder's prompt is a cacheable prefix, over a 10-turn loop.
 
 Runs the real `Coder` (real `CoderTools`, the local sandbox, real git commits) on a copy of a real
-mid-size Python project (sqlalchemy, from this venv), with a realistic repository context in the
-system prompt: the project's file tree plus the kind of symbol summaries the knowledge retriever
-supplies. The model is the scripted fake Messages API driven through the real anthropic SDK; it
-computes cache reads and writes from the cache markers the requests carry.
+Python project from this venv (default `requests`), laid out as its GitHub checkout is (`src/`,
+`tests/`, `docs/`, `.github/` with issue templates, SECURITY.md and the bot's own config), with
+the repository context the implement stage builds: the file tree plus what the real knowledge
+retriever returns for the plan (lexical index, the plan as the query). The plan names the
+project's two longest modules and a function in each, for a one-line fix. The model is the
+scripted fake Messages API driven through the real anthropic SDK; it computes cache reads and
+writes from the cache markers the requests carry.
 
-Prints, summed over the turns:
+Prints the first prompt's size (system prompt, tool definitions, first message, in characters)
+and, summed over the turns:
 - the share of prompt tokens in the stable prefix (tool definitions + system prompt, byte-identical
   on every turn),
 - the share of prompt tokens served from the cache (stable prefix plus the conversation so far,
   thanks to the moving marker on the last message),
 - the dollar cost with caching versus the same prompts without it.
 
-    .venv/bin/python benchmarks/prompt_cache.py [--model claude-sonnet-4-5] [--project sqlalchemy]
-        [--turns 10] [--knowledge-chars 24000]
+    .venv/bin/python benchmarks/prompt_cache.py [--model claude-sonnet-4-5] [--project requests]
+        [--turns 10] [--synthetic-knowledge 24000]
 """
 
 from __future__ import annotations
@@ -52,13 +56,44 @@ from agents.sandbox import make_sandbox  # noqa: E402
 from agents.tools import CoderTools  # noqa: E402
 from tests.fakeanthropic import FakeAnthropic, count_tokens, tool_call  # noqa: E402
 
-KNOWLEDGE_CHARS = 24_000
 
 
 def git(repo: Path, *args: str) -> str:
+    # The sandbox hands the checkout to an unprivileged user: git would call it dubious.
     return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+        ["git", "-c", f"safe.directory={repo}", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
+
+
+# What a GitHub checkout has beside the code; the issue's words can match it, and none of it
+# belongs in the coder's context.
+FURNITURE = {
+    ".github/ISSUE_TEMPLATE/bug_report.md": (
+        "---\nname: Bug report\nabout: Create a report to help us improve\n---\n\n"
+        "## Summary\n\nA clear and concise description of what the bug is.\n\n"
+        "## Expected Result\n\nWhat you expected.\n\n## Actual Result\n\nWhat happened instead.\n\n"
+        "## Reproduction Steps\n\n```python\nimport requests\n\n```\n\n## System Information\n\n"
+        "    $ python -m requests.help\n\n```json\n{\n  \"paste\": \"here\"\n}\n```\n"
+    ),
+    ".github/SECURITY.md": (
+        "# Vulnerability Disclosure\n\n"
+        + "If you think you have found a potential security vulnerability in this project, please "
+        "email the maintainers directly. Do not file a public issue. Include the request, the "
+        "session and proxy configuration, the headers sent and the response received, and the "
+        "versions in use. We will confirm the report, prepare a fix and a release, and credit "
+        "you in the changelog unless you ask us not to.\n\n" * 24
+    ),
+    ".github/factory.yml": "validation_gates:\n  - python -m pytest -q\nreviewers:\n  users: [maintainer]\n",
+    ".github/workflows/run-tests.yml": (
+        "name: Tests\non: [push, pull_request]\njobs:\n  build:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - uses: actions/checkout@v4\n      - run: make ci\n"
+    ),
+    "README.md": "# The project\n\nAn HTTP library: sessions, proxies, cookies, adapters.\n",
+}
 
 
 def copy_project(name: str, dest: Path) -> Path:
@@ -68,6 +103,9 @@ def copy_project(name: str, dest: Path) -> Path:
     source = Path(spec.origin).parent
     repo = dest / "repo"
     shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path, text in FURNITURE.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
     (repo / ".gitignore").write_text("__pycache__/\n")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "bench@example.com")
@@ -95,27 +133,47 @@ def symbol_summaries(repo: Path, limit: int) -> str:
     return "\n".join(lines)[:limit]
 
 
-def pick_files(repo: Path) -> tuple[str, str, str, str]:
-    """Three real modules (the second the longest) and a symbol defined in the first.
+def pick_files(repo: Path) -> tuple[str, str, str, str, str]:
+    """The two longest modules, a third one, and a function from the middle of each of the two.
 
     The plan names the first two, so the coder sees them in its prompt; the third is one the model
     finds on its own and reads with read_file.
     """
     modules = sorted(
         (p for p in repo.rglob("*.py") if len(p.read_text(encoding="utf-8").splitlines()) > 150),
-        key=lambda p: str(p),
+        key=lambda p: (-len(p.read_text(encoding="utf-8").splitlines()), str(p)),
     )
-    first = modules[0]
-    second = max(modules[1:], key=lambda p: len(p.read_text(encoding="utf-8").splitlines()))
-    third = next(p for p in modules[1:] if p != second)
-    tree = ast.parse(first.read_text(encoding="utf-8"))
-    function = next(n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef))
+    first, second, third = modules[0], modules[1], modules[2]
+
+    def middle_function(path: Path) -> str:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] or [
+            n.name for n in tree.body if isinstance(n, ast.ClassDef)
+        ]
+        return names[len(names) // 2]
+
     return (
         str(first.relative_to(repo)),
         str(second.relative_to(repo)),
         str(third.relative_to(repo)),
-        function,
+        middle_function(first),
+        middle_function(second),
     )
+
+
+def knowledge_context(repo: Path, query: str, workdir: Path) -> str:
+    """What the knowledge retriever gives the implement stage for this plan (lexical index; the
+    plan never waits for embeddings)."""
+    from knowledge.service import KnowledgeService
+
+    service = KnowledgeService.open(
+        lexical_path=workdir / "lexical.db", chroma_path=workdir / "chroma", torch_threads=1
+    )
+    try:
+        service.indexer.index_directory("bench/project", repo, embed=False)
+        return service.retriever.retrieve_sync("bench/project", query).render()
+    finally:
+        service.close()
 
 
 def stable_prefix_tokens(request: dict[str, Any]) -> int:
@@ -128,16 +186,23 @@ def stable_prefix_tokens(request: dict[str, Any]) -> int:
 
 
 async def run(
-    model: str, project: str, turns: int, knowledge_chars: int, *, reread: bool = False
+    model: str, project: str, turns: int, synthetic_knowledge: int, *, reread: bool = False
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         repo = copy_project(project, Path(tmp))
         files = git(repo, "ls-files").splitlines()
-        context = (
-            f"## File tree\n{render_file_tree(files)}\n\n"
-            f"## Knowledge context\n{symbol_summaries(repo, knowledge_chars)}"
+        first, second, third, symbol, second_symbol = pick_files(repo)
+        title = f"`{second_symbol}` mishandles an empty value"
+        plan_query = (
+            f"{title}\nIn {second}, `{second_symbol}` returns the wrong result when its argument "
+            f"is empty; `{symbol}` in {first} calls it. Change one line of `{second_symbol}`."
         )
-        first, second, third, symbol = pick_files(repo)
+        knowledge = (
+            symbol_summaries(repo, synthetic_knowledge)
+            if synthetic_knowledge
+            else knowledge_context(repo, plan_query, Path(tmp) / "knowledge")
+        )
+        context = f"## Files\n{render_file_tree(files)}\n\n{knowledge}"
         gate = f"{sys.executable} -m py_compile {first}"
         if reread:
             # Worst case: the model reads the files the plan named although its prompt shows them.
@@ -184,11 +249,11 @@ async def run(
         ]
         plan = PlanResult(
             issue_number=1,
-            title="Add a note module",
-            goal="Add a small module documenting the benchmark.",
+            title=title,
+            goal=f"`{second_symbol}` handles an empty argument; a note module records the fix.",
             context=[
-                ContextRef(first, "defines the symbol the note documents"),
-                ContextRef(second, "the longest module, whose conventions the note follows"),
+                ContextRef(first, f"`{symbol}` calls the function to fix"),
+                ContextRef(second, f"defines `{second_symbol}`, the one line to change"),
             ],
             steps=[
                 PlanStep(
@@ -205,7 +270,9 @@ async def run(
 
         async def commit(message: str) -> str | None:
             git(repo, "add", "-A")
-            if subprocess.run(["git", "diff", "--cached", "--quiet"], cwd=repo).returncode == 0:
+            if subprocess.run(
+                ["git", "-c", f"safe.directory={repo}", "diff", "--cached", "--quiet"], cwd=repo
+            ).returncode == 0:
                 return None
             git(repo, "commit", "-q", "-m", message)
             return git(repo, "rev-parse", "HEAD")
@@ -230,6 +297,10 @@ async def run(
         for u in usages
     ]
     prefixes = [stable_prefix_tokens(r) for r in fake.requests]
+    opening = fake.requests[0]
+    system_chars = sum(len(b.get("text", "")) for b in opening.get("system", []))
+    tools_chars = len(json.dumps(opening.get("tools", [])))
+    message_chars = len(json.dumps(opening.get("messages", [])))
     identical = len({json.dumps([r["system"], r["tools"]]) for r in fake.requests}) == 1
     price = price_for(model)
     uncached = sum(
@@ -241,6 +312,10 @@ async def run(
         "project": project,
         "turns": len(usages),
         "repository_context_chars": len(context),
+        "knowledge_chars": len(knowledge),
+        "first_prompt_system_chars": system_chars,
+        "first_prompt_chars": system_chars + tools_chars + message_chars,
+        "tools_chars": tools_chars,
         "stable_prefix_tokens": prefixes[0],
         "prefix_byte_identical_on_every_turn": identical,
         "prompt_tokens_per_turn": prompts,
@@ -256,11 +331,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="claude-sonnet-4-5")
     parser.add_argument(
-        "--project", default="sqlalchemy", help="an installed package to use as the repository"
+        "--project", default="requests", help="an installed package to use as the repository"
     )
     parser.add_argument("--turns", type=int, default=10, help="model turns (at least 10)")
     parser.add_argument(
-        "--knowledge-chars", type=int, default=KNOWLEDGE_CHARS, help="size of the knowledge context"
+        "--synthetic-knowledge",
+        type=int,
+        default=0,
+        metavar="CHARS",
+        help="use this many characters of symbol summaries instead of the real retriever",
     )
     parser.add_argument(
         "--reread",
@@ -269,10 +348,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     figures = asyncio.run(
-        run(args.model, args.project, args.turns, args.knowledge_chars, reread=args.reread)
+        run(args.model, args.project, args.turns, args.synthetic_knowledge, reread=args.reread)
     )
     print(f"model {figures['model']}, a copy of {figures['project']}, {figures['turns']} turns")
-    print(f"repository context in the system prompt: {figures['repository_context_chars']:,} chars")
+    print(
+        f"first prompt: {figures['first_prompt_chars']:,} chars (system prompt "
+        f"{figures['first_prompt_system_chars']:,}, tool definitions {figures['tools_chars']:,})"
+    )
+    print(
+        f"repository context in the system prompt: {figures['repository_context_chars']:,} chars "
+        f"(knowledge {figures['knowledge_chars']:,})"
+    )
     print(
         f"stable prefix (tools + system): {figures['stable_prefix_tokens']:,} tokens, "
         f"byte-identical on every turn: {figures['prefix_byte_identical_on_every_turn']}"

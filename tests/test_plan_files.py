@@ -66,3 +66,54 @@ def test_long_files_are_cut_to_fit_and_what_does_not_fit_is_named(tmp_path: Path
 def test_a_plan_naming_no_existing_file_adds_nothing(tmp_path: Path) -> None:
     assert plan_files_section(make_plan(["missing.py"]), tmp_path) == ""
     assert plan_files_section(make_plan([]), tmp_path) == ""
+
+
+def _long_module(functions: int = 60) -> str:
+    return "".join(
+        f"def handler_{n}(value):\n"
+        f'    """Handle case {n}."""\n'
+        + "".join(f"    value = value + {n * 100 + k}  # step {k}\n" for k in range(16))
+        + "    return value\n\n\n"
+        for n in range(1, functions + 1)
+    )
+
+
+def test_a_long_file_shows_the_definitions_the_plan_names_and_an_outline_of_the_rest(
+    tmp_path: Path,
+) -> None:
+    text = "import os\n\n\n" + _long_module()
+    (tmp_path / "handlers.py").write_text(text)
+    lines = text.splitlines()
+    start = lines.index("def handler_30(value):") + 1
+    plan = PlanResult(
+        issue_number=7,
+        title="handler_30 adds the wrong offset",
+        goal="Fix `handler_30`.",
+        context=[ContextRef("handlers.py", "defines handler_30")],
+        steps=[PlanStep(title="Change one line", details="", files=("handlers.py",))],
+    )
+
+    section = plan_files_section(plan, tmp_path)
+
+    assert len(text) > 20_000 and len(section) < 8_000
+    # The named function, numbered as read_file numbers it, with its surroundings.
+    assert f"{start:>6}\tdef handler_30(value):\n{start + 1:>6}\t" in section
+    assert "value = value + 3015  # step 15" in section
+    # The module's opening, and every other function by name and line, without its body.
+    assert "     1\timport os" in section
+    other = lines.index("def handler_7(value):") + 1
+    assert f"{other:>6}\tdef handler_7(value):" in section
+    assert "value = value + 715" not in section
+    assert "read_file with start_line for any other part" in section
+
+
+def test_line_ranges_the_plan_cites_are_shown_from_a_long_file(tmp_path: Path) -> None:
+    text = _long_module()
+    (tmp_path / "handlers.py").write_text(text)
+
+    section = plan_files_section(make_plan(["handlers.py:200-204"]), tmp_path)
+
+    lines = text.splitlines()
+    assert f"   200\t{lines[199]}" in section and f"   204\t{lines[203]}" in section
+    assert "lines 200-204 the plan cites" in section
+    assert "value = value + 101  # step 1\n" not in section  # not shown whole

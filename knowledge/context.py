@@ -10,6 +10,7 @@ from typing import Protocol
 from knowledge.store import Kind
 
 FILES_HEADING = "## Relevant files"
+RELATED_HEADING = "## Related tests and docs"
 PATTERNS_HEADING = "## Past patterns that worked"
 FAILURES_HEADING = "## Past failures to avoid"
 FAILURES_INTRO = "Earlier attempts on this repository that reviewers rejected or that failed; do not repeat them."
@@ -56,6 +57,7 @@ class RetrievedContext:
     files: tuple[FileMatch, ...] = ()
     patterns: tuple[Lesson, ...] = ()
     failures: tuple[Lesson, ...] = ()
+    related: tuple[FileMatch, ...] = ()  # tests, docs and examples: named, no snippets
 
     @classmethod
     def empty(cls, repository: str = "", query: str = "") -> RetrievedContext:
@@ -63,7 +65,7 @@ class RetrievedContext:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.files or self.patterns or self.failures)
+        return not (self.files or self.patterns or self.failures or self.related)
 
     def render(self) -> str:
         """Markdown sections for a planner's or reviewer's prompt ("" when there is nothing)."""
@@ -74,6 +76,8 @@ class RetrievedContext:
                     [FILES_HEADING, *(render_file(i, f) for i, f in enumerate(self.files, 1))]
                 )
             )
+        if self.related:
+            sections.append("\n".join([RELATED_HEADING, *map(render_related, self.related)]))
         if self.patterns:
             sections.append(
                 "\n".join([PATTERNS_HEADING, PATTERNS_INTRO, *map(render_lesson, self.patterns)])
@@ -106,6 +110,11 @@ class NullRetriever:
 def render_file_header(index: int, match: FileMatch) -> str:
     why = "; ".join(match.reasons) if match.reasons else "ranked by search"
     return f"{index}. `{match.path}` (score {match.score:.3f}; {why})"
+
+
+def render_related(match: FileMatch) -> str:
+    why = f" ({match.reasons[0]})" if match.reasons else ""
+    return f"- `{match.path}`{why}"
 
 
 def render_snippet(snippet: Snippet) -> str:

@@ -30,6 +30,27 @@ from knowledge.store import Entry, EntryMetadata, Kind, KnowledgeStore
 from knowledge.summaries import EmbeddingUnit, embedding_units, file_summary
 
 _CODE_KINDS = (Kind.CODE, Kind.DOCUMENTATION)
+# How many skipped paths a report's text names, as examples of each kind.
+_EXAMPLES_PER_KIND = 2
+
+
+def skip_kind(reason: str) -> str:
+    """The kind of a skip reason, for counting: `in skipped directory node_modules/` and
+    `in skipped directory dist/` are both vendored or built code."""
+    for prefix, kind in (
+        ("in skipped directory", "vendored or built directory"),
+        ("lock file", "lock file"),
+        ("generated", "generated"),
+        ("minified", "minified"),
+        ("binary", "binary"),
+        ("larger than", "too large"),
+        ("not UTF-8", "not UTF-8 text"),
+        ("symlink", "symlink"),
+        ("unreadable", "unreadable"),
+    ):
+        if reason.startswith(prefix):
+            return kind
+    return "other"
 
 
 @dataclass
@@ -55,6 +76,36 @@ class IndexReport:
     @property
     def seconds(self) -> float:
         return self.lexical_seconds + self.embedding_seconds
+
+    def skipped_by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for reason in self.skipped.values():
+            kind = skip_kind(reason)
+            counts[kind] = counts.get(kind, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    def __str__(self) -> str:
+        """One bounded line for a log: counts, and skips by kind with a few example paths
+        (the full lists stay on the object; a log line carrying every path is unreadable)."""
+        examples: dict[str, list[str]] = {}
+        for path, reason in sorted(self.skipped.items()):
+            listed = examples.setdefault(skip_kind(reason), [])
+            if len(listed) < _EXAMPLES_PER_KIND:
+                listed.append(path if len(path) <= 80 else "…" + path[-79:])
+        skipped = ", ".join(
+            f"{kind} {count} (e.g. {', '.join(examples[kind])})"
+            for kind, count in self.skipped_by_kind().items()
+        )
+        return (
+            f"{self.files_seen} files seen, {self.files_written} written, "
+            f"{self.files_unchanged} unchanged, {self.files_removed} removed, "
+            f"{self.chunks_written} chunks; {self.units_embedded} texts embedded for "
+            f"{self.files_embedded} files, {self.pending_embeddings} files pending; "
+            f"skipped {len(self.skipped)}" + (f": {skipped}" if skipped else "")
+            + f"; lexical {self.lexical_seconds:.1f}s, embeddings {self.embedding_seconds:.1f}s"
+        )
+
+    __repr__ = __str__
 
     def absorb(self, other: IndexReport) -> None:
         self.units_embedded += other.units_embedded
@@ -88,7 +139,7 @@ class RepositoryIndexer:
     def index_files(
         self,
         repo: str,
-        files: Iterable[tuple[str, str]],
+        files: Iterable[tuple[str, str | Skipped]],
         *,
         embed: bool = True,
         prune: bool = False,
@@ -99,7 +150,7 @@ class RepositoryIndexer:
         started = time.perf_counter()
         seen: set[str] = set()
         batch: list[tuple[str, str]] = []
-        for path, text in files:
+        for path, text in _reported(files, report):
             path = _normalise(path)
             seen.add(path)
             report.files_seen += 1
@@ -121,7 +172,7 @@ class RepositoryIndexer:
     def index_directory(self, repo: str, root: str | Path, *, embed: bool = True) -> IndexReport:
         """Index a checkout as the repository's whole content (removed files are dropped)."""
         root = Path(root)
-        return self.index_files(repo, self._read_checkout(root), embed=embed, prune=True)
+        return self.index_files(repo, self.read_checkout(root), embed=embed, prune=True)
 
     def apply_changes(
         self,
@@ -236,24 +287,53 @@ class RepositoryIndexer:
         self._lexical.mark_embedded(repo, hashes)
         report.files_embedded += len(hashes)
 
-    def _read_checkout(self, root: Path) -> Iterator[tuple[str, str]]:
+    def read_checkout(self, root: Path) -> Iterator[tuple[str, str | Skipped]]:
+        """Each listed file's text, or why it is not read."""
         for relative in _list_checkout(root):
-            if skip_reason_for_path(relative) is not None:
+            if relative.endswith("/"):  # a vendored or built folder, reported once
+                folder = relative.rstrip("/")
+                yield folder, Skipped(skip_reason_for_path(f"{relative}x") or "skipped folder")
+                continue
+            reason = skip_reason_for_path(relative)
+            if reason is not None:
+                yield relative, Skipped(reason)
                 continue
             target = root / relative
             try:
-                if target.is_symlink() or not target.is_file():
-                    continue  # a symlink may point outside the checkout
-                if target.stat().st_size > self._max_file_bytes:
+                if target.is_symlink():
+                    yield relative, Skipped("symlink (may point outside the checkout)")
+                    continue
+                if not target.is_file():
+                    continue  # a submodule or a file gone since listing: nothing to report
+                size = target.stat().st_size
+                if size > self._max_file_bytes:
+                    yield relative, Skipped(f"larger than {self._max_file_bytes} bytes")
                     continue
                 data = target.read_bytes()
-            except OSError:
+            except OSError as exc:
+                yield relative, Skipped(f"unreadable ({exc.strerror or type(exc).__name__})")
                 continue
-            if skip_reason_for_content(data, max_bytes=self._max_file_bytes) is not None:
+            reason = skip_reason_for_content(data, max_bytes=self._max_file_bytes)
+            if reason is not None:
+                yield relative, Skipped(reason)
                 continue
             text = decode_text(data)
-            if text is not None:
-                yield relative, text
+            yield relative, text if text is not None else Skipped("not UTF-8 text")
+
+
+class Skipped(str):
+    """A file that was listed but not read, carrying the reason."""
+
+
+def _reported(
+    files: Iterable[tuple[str, str | Skipped]], report: IndexReport
+) -> Iterator[tuple[str, str]]:
+    """The readable files; the others are recorded in the report with their reason."""
+    for path, text in files:
+        if isinstance(text, Skipped):
+            report.skipped[_normalise(path)] = str(text)
+        else:
+            yield path, text
 
 
 def _normalise(path: str) -> str:
@@ -290,7 +370,12 @@ def _list_checkout(root: Path) -> list[str]:
             pass
     found: list[str] = []
     for directory, subdirs, names in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if skip_reason_for_path(f"{d}/x") is None)
         base = Path(directory).relative_to(root)
+        # Skipped folders are not walked (node_modules can hold 100,000 files); each is listed
+        # once, with a trailing slash, so the report can say it was skipped.
+        found.extend(
+            f"{(base / d).as_posix()}/" for d in subdirs if skip_reason_for_path(f"{d}/x") is not None
+        )
+        subdirs[:] = sorted(d for d in subdirs if skip_reason_for_path(f"{d}/x") is None)
         found.extend((base / name).as_posix() for name in sorted(names))
     return found

@@ -12,6 +12,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -21,6 +23,8 @@ from knowledge.tokens import tokenize
 
 _T = TypeVar("_T")
 
+# Version 2: full-text tables per repository (see `_fts_tables`), and each chunk's handled name.
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
@@ -43,6 +47,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     kind TEXT NOT NULL,
     symbol TEXT NOT NULL,
     name TEXT NOT NULL,
+    handles TEXT NOT NULL,
     signature TEXT NOT NULL,
     docstring TEXT NOT NULL,
     text TEXT NOT NULL
@@ -50,16 +55,23 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks (file_id);
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks (repo, path, start_line);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks (repo, name);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_fts USING fts5 (scope, path, symbol, body);
-CREATE VIRTUAL TABLE IF NOT EXISTS file_fts USING fts5 (scope, path, symbol, body);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_vocab USING fts5vocab (chunk_fts, row);
-CREATE VIRTUAL TABLE IF NOT EXISTS file_vocab USING fts5vocab (file_fts, row);
+CREATE INDEX IF NOT EXISTS chunks_handles ON chunks (repo, handles);
+"""
+# Each repository gets its own FTS5 tables, so BM25's document counts and lengths are that
+# repository's: indexing another repository never changes this one's ranking.
+_FTS_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS {chunks} USING fts5 (path, symbol, body);
+CREATE VIRTUAL TABLE IF NOT EXISTS {files} USING fts5 (path, symbol, body);
+CREATE VIRTUAL TABLE IF NOT EXISTS {chunk_vocab} USING fts5vocab ({chunks}, row);
+CREATE VIRTUAL TABLE IF NOT EXISTS {file_vocab} USING fts5vocab ({files}, row);
 """
 
-# bm25() column weights (scope, path, symbol, body): the repository scope column only filters;
-# a query word in a file's path or a symbol's name says more than one in its body.
-_CHUNK_WEIGHTS = "0.0, 3.0, 2.0, 1.0"
-_FILE_WEIGHTS = "0.0, 3.0, 1.5, 1.0"
+# bm25() column weights (path, symbol, body): a query word in a file's path or a symbol's name
+# says more than one in its body.
+_CHUNK_WEIGHTS = "3.0, 2.0, 1.0"
+_FILE_WEIGHTS = "3.0, 1.5, 1.0"
+# `_print_Matrix`, `visit_BinOp`, `convert_DateField`: code that handles a named class.
+_HANDLER_NAME = re.compile(r"^_*(?:[a-z][a-z0-9]*_)+(?P<handled>[A-Z][A-Za-z0-9]*)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +109,24 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _scope(repo: str) -> str:
-    # One alphanumeric token per repository, so a repository filter is an index lookup.
-    return "r" + hashlib.sha1(repo.encode("utf-8")).hexdigest()[:16]
+@dataclass(frozen=True, slots=True)
+class _FtsTables:
+    chunks: str
+    files: str
+    chunk_vocab: str
+    file_vocab: str
+
+
+def _fts_tables(repo: str) -> _FtsTables:
+    # A repository name is not a safe SQL identifier; its hash is.
+    scope = hashlib.sha1(repo.encode("utf-8")).hexdigest()[:16]
+    return _FtsTables(f"chunk_fts_{scope}", f"file_fts_{scope}", f"chunk_vocab_{scope}", f"file_vocab_{scope}")
+
+
+def handled_name(name: str) -> str:
+    """The class a handler function is named for (`_print_Matrix` -> `Matrix`), or ""."""
+    match = _HANDLER_NAME.match(name)
+    return match.group("handled") if match else ""
 
 
 # A term in more than half of the rows has a BM25 weight of ~0 (FTS5 floors its IDF), yet
@@ -109,9 +136,8 @@ _COMMON_TERM_SHARE = 0.5
 _MAX_QUERY_TERMS = 16
 
 
-def _match_expression(repo: str, terms: Sequence[str]) -> str:
-    alternatives = " OR ".join(f'"{term}"' for term in terms)
-    return f'scope : "{_scope(repo)}" AND ({alternatives})'
+def _match_expression(terms: Sequence[str]) -> str:
+    return " OR ".join(f'"{term}"' for term in terms)
 
 
 class LexicalIndex:
@@ -127,7 +153,42 @@ class LexicalIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
             self._db.executescript(_SCHEMA)
+
+    def _migrate(self) -> None:
+        """An index of an older layout is dropped: it is a cache of the repositories, and a
+        repository with no rows here is indexed again on its next use."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        rows = self._db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        # Vocabulary tables first (they read an FTS table), then FTS tables (which take their
+        # shadow tables with them), then plain tables.
+        def order(row: tuple[str, str | None]) -> tuple[int, str]:
+            sql = (row[1] or "").upper()
+            rank = 0 if "FTS5VOCAB" in sql else 1 if "VIRTUAL" in sql else 2
+            return rank, row[0]
+
+        for name, _ in sorted(rows, key=order):
+            self._db.execute(f'DROP TABLE IF EXISTS "{name}"')
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _tables(self, repo: str, *, create: bool = False) -> _FtsTables | None:
+        """The repository's FTS tables (the lock must be held); None if it has none yet."""
+        tables = _fts_tables(repo)
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (tables.files,)
+        ).fetchone()
+        if exists is None:
+            if not create:
+                return None
+            for statement in _FTS_SCHEMA.format(**dataclasses.asdict(tables)).split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+        return tables
 
     def close(self) -> None:
         with self._lock:
@@ -154,14 +215,15 @@ class LexicalIndex:
 
     def write_files(self, repo: str, files: Sequence[IndexedFile]) -> int:
         """Replace these files' rows; returns the number of chunk rows written."""
-        scope = _scope(repo)
         written = 0
         now = time.time()
         with self._lock:
             self._db.execute("BEGIN")
             try:
+                tables = self._tables(repo, create=True)
+                assert tables is not None
                 for file in files:
-                    self._delete_file(repo, file.path)
+                    self._delete_file(repo, file.path, tables)
                     cursor = self._db.execute(
                         "INSERT INTO files (repo, path, content_hash, embedded_hash, summary, indexed_at)"
                         " VALUES (?, ?, ?, NULL, ?, ?)",
@@ -174,7 +236,8 @@ class LexicalIndex:
                     for chunk in file.chunks:
                         chunk_id = self._db.execute(
                             "INSERT INTO chunks (file_id, repo, path, start_line, end_line, kind, symbol,"
-                            " name, signature, docstring, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            " name, handles, signature, docstring, text)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (
                                 file_id,
                                 repo,
@@ -184,6 +247,9 @@ class LexicalIndex:
                                 chunk.kind.value,
                                 chunk.symbol,
                                 chunk.symbol.rsplit(".", 1)[-1],
+                                handled_name(chunk.symbol.rsplit(".", 1)[-1])
+                                if chunk.kind in (ChunkKind.FUNCTION, ChunkKind.METHOD)
+                                else "",
                                 chunk.signature,
                                 chunk.docstring,
                                 chunk.text,
@@ -192,15 +258,15 @@ class LexicalIndex:
                         symbol_tokens = " ".join(tokenize(f"{chunk.symbol} {chunk.signature}"))
                         body_tokens = " ".join(tokenize(chunk.text))
                         self._db.execute(
-                            "INSERT INTO chunk_fts (rowid, scope, path, symbol, body) VALUES (?, ?, ?, ?, ?)",
-                            (chunk_id, scope, path_tokens, symbol_tokens, body_tokens),
+                            f"INSERT INTO {tables.chunks} (rowid, path, symbol, body) VALUES (?, ?, ?, ?)",
+                            (chunk_id, path_tokens, symbol_tokens, body_tokens),
                         )
                         symbol_words.append(symbol_tokens)
                         body_words.append(body_tokens)
                         written += 1
                     self._db.execute(
-                        "INSERT INTO file_fts (rowid, scope, path, symbol, body) VALUES (?, ?, ?, ?, ?)",
-                        (file_id, scope, path_tokens, " ".join(symbol_words), " ".join(body_words)),
+                        f"INSERT INTO {tables.files} (rowid, path, symbol, body) VALUES (?, ?, ?, ?)",
+                        (file_id, path_tokens, " ".join(symbol_words), " ".join(body_words)),
                     )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -211,17 +277,20 @@ class LexicalIndex:
     def remove_files(self, repo: str, paths: Iterable[str]) -> int:
         removed = 0
         with self._lock:
+            tables = self._tables(repo)
+            if tables is None:
+                return 0
             self._db.execute("BEGIN")
             try:
                 for path in paths:
-                    removed += self._delete_file(repo, path)
+                    removed += self._delete_file(repo, path, tables)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return removed
 
-    def _delete_file(self, repo: str, path: str) -> int:
+    def _delete_file(self, repo: str, path: str, tables: _FtsTables) -> int:
         row = self._db.execute(
             "SELECT id FROM files WHERE repo = ? AND path = ?", (repo, path)
         ).fetchone()
@@ -229,11 +298,11 @@ class LexicalIndex:
             return 0
         file_id = row[0]
         self._db.execute(
-            "DELETE FROM chunk_fts WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)",
+            f"DELETE FROM {tables.chunks} WHERE rowid IN (SELECT id FROM chunks WHERE file_id = ?)",
             (file_id,),
         )
         self._db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
-        self._db.execute("DELETE FROM file_fts WHERE rowid = ?", (file_id,))
+        self._db.execute(f"DELETE FROM {tables.files} WHERE rowid = ?", (file_id,))
         self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
         return 1
 
@@ -319,12 +388,18 @@ class LexicalIndex:
                 )
         return found
 
-    def _informative(self, vocabulary: str, rows_table: str, terms: Sequence[str]) -> list[str]:
-        """The query terms worth searching for, rarest first (the lock must be held)."""
+    def _row_count(self, table: str, repo: str) -> int:
+        return int(
+            self._db.execute(f"SELECT COUNT(*) FROM {table} WHERE repo = ?", (repo,)).fetchone()[0]
+        )
+
+    def _informative(
+        self, vocabulary: str, total: int, terms: Sequence[str], limit: int
+    ) -> list[str]:
+        """The query terms worth searching for, in the caller's order of preference (the lock
+        must be held): present in this repository and not in most of its rows."""
         if not terms:
             return []
-        # The largest row id bounds the row count without counting 50,000 rows per query.
-        total = self._db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {rows_table}").fetchone()[0]
         marks = ",".join("?" * len(terms))
         counts = dict(
             self._db.execute(
@@ -336,48 +411,88 @@ class LexicalIndex:
             for t in terms
             if 0 < counts.get(t, 0) <= total * _COMMON_TERM_SHARE or (total < 4 and t in counts)
         ]
-        return sorted(useful, key=lambda t: counts[t])[:_MAX_QUERY_TERMS]
+        return useful[:limit]
 
-    def search_chunks(self, repo: str, terms: Sequence[str], limit: int = 200) -> list[LexicalHit]:
+    def document_frequencies(self, repo: str, terms: Iterable[str]) -> tuple[dict[str, int], int]:
+        """How many of the repository's files hold each token, and how many files it has."""
+        wanted = list(dict.fromkeys(terms))
         with self._lock:
-            terms = self._informative("chunk_vocab", "chunks", terms)
+            tables = self._tables(repo)
+            total = self._row_count("files", repo)
+            if tables is None or not wanted:
+                return {}, total
+            found: dict[str, int] = {}
+            for group in _groups(wanted):
+                marks = ",".join("?" * len(group))
+                found.update(
+                    self._db.execute(
+                        f"SELECT term, doc FROM {tables.file_vocab} WHERE term IN ({marks})", group
+                    ).fetchall()
+                )
+        return found, total
+
+    def search_chunks(
+        self, repo: str, terms: Sequence[str], limit: int = 200, *, max_terms: int = _MAX_QUERY_TERMS
+    ) -> list[LexicalHit]:
+        with self._lock:
+            tables = self._tables(repo)
+            if tables is None:
+                return []
+            terms = self._informative(
+                tables.chunk_vocab, self._row_count("chunks", repo), terms, max_terms
+            )
             if not terms:
                 return []
             # Rank inside FTS first, then join only the rows that made the cut.
             rows = self._db.execute(
                 "SELECT c.id, c.path, c.symbol, c.start_line, c.end_line, top.s FROM"
-                f" (SELECT rowid AS id, bm25(chunk_fts, {_CHUNK_WEIGHTS}) AS s FROM chunk_fts"
-                "  WHERE chunk_fts MATCH ? ORDER BY s LIMIT ?) AS top"
+                f" (SELECT rowid AS id, bm25({tables.chunks}, {_CHUNK_WEIGHTS}) AS s"
+                f"  FROM {tables.chunks} WHERE {tables.chunks} MATCH ? ORDER BY s LIMIT ?) AS top"
                 " JOIN chunks c ON c.id = top.id ORDER BY top.s",
-                (_match_expression(repo, terms), limit),
+                (_match_expression(terms), limit),
             ).fetchall()
         return [LexicalHit(r[0], r[1], r[2], r[3], r[4], -float(r[5])) for r in rows]
 
     def search_files(
-        self, repo: str, terms: Sequence[str], limit: int = 100
+        self, repo: str, terms: Sequence[str], limit: int = 100, *, max_terms: int = _MAX_QUERY_TERMS
     ) -> list[tuple[str, float]]:
         with self._lock:
-            terms = self._informative("file_vocab", "files", terms)
+            tables = self._tables(repo)
+            if tables is None:
+                return []
+            terms = self._informative(
+                tables.file_vocab, self._row_count("files", repo), terms, max_terms
+            )
             if not terms:
                 return []
             rows = self._db.execute(
                 "SELECT f.path, top.s FROM"
-                f" (SELECT rowid AS id, bm25(file_fts, {_FILE_WEIGHTS}) AS s FROM file_fts"
-                "  WHERE file_fts MATCH ? ORDER BY s LIMIT ?) AS top"
+                f" (SELECT rowid AS id, bm25({tables.files}, {_FILE_WEIGHTS}) AS s"
+                f"  FROM {tables.files} WHERE {tables.files} MATCH ? ORDER BY s LIMIT ?) AS top"
                 " JOIN files f ON f.id = top.id ORDER BY top.s",
-                (_match_expression(repo, terms), limit),
+                (_match_expression(terms), limit),
             ).fetchall()
         return [(r[0], -float(r[1])) for r in rows]
 
     def files_defining(self, repo: str, names: Iterable[str]) -> dict[str, list[str]]:
-        """Symbol name (leaf, e.g. `parse` for `Parser.parse`) -> files that define it."""
+        """Symbol name (leaf, e.g. `parse` for `Parser.parse`) -> files that define it in code
+        (a documentation section's title is not a definition)."""
+        return self._files_by("name", repo, names)
+
+    def files_handling(self, repo: str, names: Iterable[str]) -> dict[str, list[str]]:
+        """Class name -> files with a function named for handling it (`_print_Matrix`,
+        `visit_BinOp`): where a fix for how a named class is printed or converted often lives."""
+        return self._files_by("handles", repo, names)
+
+    def _files_by(self, column: str, repo: str, names: Iterable[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         with self._lock:
             for group in _groups(list(dict.fromkeys(names))):
                 marks = ",".join("?" * len(group))
                 rows = self._db.execute(
-                    f"SELECT DISTINCT name, path FROM chunks INDEXED BY chunks_name WHERE repo = ? AND name IN ({marks})"
-                    " AND kind != 'module' ORDER BY path",
+                    f"SELECT DISTINCT {column}, path FROM chunks INDEXED BY chunks_{column}"
+                    f" WHERE repo = ? AND {column} IN ({marks})"
+                    " AND kind NOT IN ('module', 'section', 'block') ORDER BY path",
                     (repo, *group),
                 ).fetchall()
                 for name, path in rows:

@@ -1,16 +1,21 @@
 """Find the files an issue is about, and the lessons of similar past issues, within a budget.
 
-Four rankings are fused by reciprocal rank: BM25 over whole files and over chunks (code-aware
-tokens, SQLite FTS5), dense similarity to file summaries and documented symbols, and what the
-issue names outright (stack-trace frames, paths, modules, symbols). Each file keeps the
-reasons it was chosen. Past patterns and failures come from this repository only.
+Rankings are fused by reciprocal rank: BM25 over whole files and over chunks (code-aware tokens,
+SQLite FTS5, statistics per repository), dense similarity to file summaries and documented
+symbols, and what the issue names outright: stack-trace frames and paths (used directly),
+modules, the symbols it uses as code (weighted by how rare they are) and the code that handles a
+named class (`_print_Matrix`, `visit_BinOp`). Long reports are first reduced to their signal.
+Source files come first; tests, docs and examples are listed apart as related files. Each file
+keeps the reasons it was chosen. Past patterns and failures come from this repository only.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,35 +26,50 @@ from knowledge.context import (
     FILES_HEADING,
     PATTERNS_HEADING,
     PATTERNS_INTRO,
+    RELATED_HEADING,
     FileMatch,
     Lesson,
     RetrievedContext,
     Snippet,
     render_file_header,
     render_lesson,
+    render_related,
     render_snippet,
 )
 from knowledge.embeddings import Embedder
 from knowledge.lexical import ChunkRecord, LexicalIndex
+from knowledge.report import reduce_report
+from knowledge.roles import RELATED_ROLES, Role, role_of
 from knowledge.signals import QuerySignals, extract_signals, module_path_candidates
 from knowledge.store import Kind, KnowledgeStore, StoredHit
-from knowledge.tokens import query_terms, token_words, tokenize
+from knowledge.tokens import iter_tokens, token_words, tokenize, word_tokens
 
 _QUERY_EMBED_CHARS = 2000
-_SNIPPET_MAX_LINES = 60
+_SNIPPET_MAX_LINES = 40
+_SNIPPET_MAX_CHARS = 2400
 _LESSON_MAX_CHARS = 1500
-# A symbol defined in more files than this is too common to point at any one of them.
+# A symbol defined in more source files than this is too common to point at any one of them.
 _MAX_FILES_PER_SYMBOL = 3
+_MAX_QUERY_TERMS = 24
+# Stages a benchmark may switch off one at a time (see benchmarks/localization.py).
+SWITCHES = ("reduce_report", "sources_first")
 
 
 @dataclass(frozen=True)
 class FusionWeights:
-    """Reciprocal-rank fusion: score = sum(weight / (rrf_k + rank)) over the rankings."""
+    """Reciprocal-rank fusion: score = sum(weight / (rrf_k + rank)) over the rankings.
+
+    A weight of 0 turns its ranking off."""
 
     lexical_files: float = 1.0
     lexical_chunks: float = 1.0
     dense: float = 1.0
-    named: float = 3.0  # an issue that names a file or a frame has said where to look
+    # An issue that quotes a frame or names a file has said where to look.
+    frames: float = 3.0
+    paths: float = 3.0
+    modules: float = 2.0
+    symbols: float = 2.0
+    handlers: float = 1.0
     rrf_k: int = 60
 
 
@@ -62,6 +82,7 @@ class _Candidate:
     dense_symbol: str | None = None
     frame_lines: list[int] = field(default_factory=list)
     named_symbols: list[str] = field(default_factory=list)
+    named: bool = False  # the issue names this file (a frame or a path)
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,14 @@ class RankedFile:
     path: str
     score: float
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Named:
+    path: str
+    reason: str
+    line: int | None = None
+    symbol: str | None = None
 
 
 class HybridRetriever:
@@ -83,7 +112,14 @@ class HybridRetriever:
         lesson_min_similarity: float = 0.3,
         max_lessons: int = 3,
         lesson_share: float = 0.35,
+        reduce_report: bool = True,
+        sources_first: bool = True,
+        max_query_terms: int = _MAX_QUERY_TERMS,
+        score_floor: float = 0.3,
+        max_related: int = 5,
     ) -> None:
+        """`score_floor`: a file scoring under this share of the best file's score is left out
+        of the context (a weak keyword match costs the reader more than it tells)."""
         self._store = store
         self._embedder = embedder
         self._lexical = lexical
@@ -92,6 +128,11 @@ class HybridRetriever:
         self._lesson_min_similarity = lesson_min_similarity
         self._max_lessons = max_lessons
         self._lesson_share = lesson_share
+        self._reduce_report = reduce_report
+        self._sources_first = sources_first
+        self._max_query_terms = max_query_terms
+        self._score_floor = score_floor
+        self._max_related = max_related
 
     async def retrieve(
         self, repo: str, query: str, *, token_budget: int = 6000, k_files: int = 10
@@ -106,25 +147,52 @@ class HybridRetriever:
     ) -> RetrievedContext:
         if not query.strip() or token_budget <= 0:
             return RetrievedContext.empty(repo, query)
-        candidates, vector = self._rank(repo, query, k_files)
+        with ThreadPoolExecutor(max_workers=1) as background:
+            # The model (torch) and SQLite both release the GIL: embed while BM25 runs.
+            embedding = background.submit(self._embed_query, query)
+            sources, related = self._rank(repo, query, k_files, embedding)
+            vector = embedding.result()
         patterns = self._lessons(Kind.PATTERN, repo, vector)
         failures = self._lessons(Kind.FAILURE, repo, vector)
-        return self._fit(repo, query, candidates, patterns, failures, token_budget)
+        return self._fit(repo, query, sources, related, patterns, failures, token_budget)
 
     def rank_files(self, repo: str, query: str, *, k: int = 10) -> list[RankedFile]:
-        """The fused file ranking alone (no snippets, no lessons): what benchmarks measure."""
-        candidates, _ = self._rank(repo, query, k)
-        return [RankedFile(c.path, c.score, tuple(c.reasons)) for c in candidates]
+        """The fused file ranking alone (no snippets, no lessons): what benchmarks measure.
+        Source files first, then related tests and docs."""
+        embedding: Future[np.ndarray] | None = None
+        with ThreadPoolExecutor(max_workers=1) as background:
+            if self._weights.dense > 0:
+                embedding = background.submit(self._embed_query, query)
+            sources, related = self._rank(repo, query, k, embedding)
+        return [RankedFile(c.path, c.score, tuple(c.reasons)) for c in [*sources, *related][:k]]
 
     # --- ranking --------------------------------------------------------------------------
 
     def _embed_query(self, query: str) -> np.ndarray:
         return np.asarray(self._embedder.embed([query[:_QUERY_EMBED_CHARS]])[0], dtype=np.float32)
 
-    def _rank(self, repo: str, query: str, k: int) -> tuple[list[_Candidate], np.ndarray]:
-        """The top `k` files, and the query's vector (reused for lessons)."""
+    def query_terms(self, repo: str, text: str) -> list[str]:
+        """The report's most telling tokens for this repository: tf-idf over its own files,
+        without terms absent from it or present in most of it."""
+        counts = Counter(iter_tokens(text))
+        frequencies, total = self._lexical.document_frequencies(repo, counts)
+        weights: dict[str, float] = {}
+        for term, count in counts.items():
+            df = frequencies.get(term, 0)
+            if df == 0 or (total >= 4 and df > total / 2):
+                continue
+            idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+            weights[term] = idf * (1 + math.log(count))
+        return sorted(weights, key=lambda t: -weights[t])[: self._max_query_terms]
+
+    def _rank(
+        self, repo: str, query: str, k: int, embedding: Future[np.ndarray] | None
+    ) -> tuple[list[_Candidate], list[_Candidate]]:
+        """The top `k` source files (or all files, without `sources_first`) and the top related
+        files (tests, docs, examples)."""
         weights = self._weights
-        terms = query_terms(query)
+        text = reduce_report(query) if self._reduce_report else query
+        terms = self.query_terms(repo, text)
         pool: dict[str, _Candidate] = {}
 
         def credit(path: str, rank: int, weight: float) -> _Candidate:
@@ -132,42 +200,70 @@ class HybridRetriever:
             candidate.score += weight / (weights.rrf_k + rank)
             return candidate
 
-        # The model (torch) and SQLite both release the GIL: embed while BM25 runs.
-        with ThreadPoolExecutor(max_workers=1) as background:
-            embedding = background.submit(self._embed_query, query)
-            file_hits = self._lexical.search_files(repo, terms, self._candidates)
-            chunk_hits = self._lexical.search_chunks(repo, terms, self._candidates * 3)
-            vector = embedding.result()
+        if weights.lexical_files > 0:
+            for rank, (path, _score) in enumerate(
+                self._lexical.search_files(repo, terms, self._candidates, max_terms=len(terms)), 1
+            ):
+                credit(path, rank, weights.lexical_files)
 
-        for rank, (path, _score) in enumerate(file_hits, 1):
-            credit(path, rank, weights.lexical_files)
+        if weights.lexical_chunks > 0:
+            chunk_rank: dict[str, int] = {}
+            for hit in self._lexical.search_chunks(
+                repo, terms, self._candidates * 3, max_terms=len(terms)
+            ):
+                if hit.path not in chunk_rank:
+                    chunk_rank[hit.path] = len(chunk_rank) + 1
+                    credit(hit.path, chunk_rank[hit.path], weights.lexical_chunks)
+                pool[hit.path].lexical_chunk_ids.append(hit.chunk_id)
 
-        chunk_rank: dict[str, int] = {}
-        for hit in chunk_hits:
-            if hit.path not in chunk_rank:
-                chunk_rank[hit.path] = len(chunk_rank) + 1
-                credit(hit.path, chunk_rank[hit.path], weights.lexical_chunks)
-            pool[hit.path].lexical_chunk_ids.append(hit.chunk_id)
+        if weights.dense > 0 and embedding is not None:
+            for rank, (path, dense_hit) in enumerate(
+                self._dense_files(repo, embedding.result()), 1
+            ):
+                candidate = credit(path, rank, weights.dense)
+                candidate.dense_symbol = str(dense_hit.metadata.extra.get("symbol", ""))
+                what = f"`{candidate.dense_symbol}`" if candidate.dense_symbol else "the file summary"
+                candidate.reasons.append(f"semantic match {dense_hit.similarity:.2f} to {what}")
 
-        for rank, (path, dense_hit) in enumerate(self._dense_files(repo, vector), 1):
-            candidate = credit(path, rank, weights.dense)
-            candidate.dense_symbol = str(dense_hit.metadata.extra.get("symbol", ""))
-            what = f"`{candidate.dense_symbol}`" if candidate.dense_symbol else "the file summary"
-            candidate.reasons.append(f"semantic match {dense_hit.similarity:.2f} to {what}")
+        signals = extract_signals(text)
+        named_lists: list[tuple[float, Callable[[], list[_Named]]]] = [
+            (weights.frames, lambda: self._frames(repo, extract_signals(query))),
+            (weights.paths, lambda: self._paths(repo, signals)),
+            (weights.modules, lambda: self._modules(repo, signals)),
+            (weights.symbols, lambda: self._symbols(repo, signals.symbols)),
+            (weights.handlers, lambda: self._handlers(repo, signals.symbols)),
+        ]
+        # Weakest first, so that each file's strongest reason ends up first among its reasons.
+        for weight, ranking in reversed(named_lists):
+            if weight <= 0:
+                continue
+            for rank, named in enumerate(ranking(), 1):
+                candidate = credit(named.path, rank, weight)
+                candidate.reasons.insert(0, named.reason)
+                if named.line is not None:
+                    candidate.frame_lines.append(named.line)
+                    candidate.named = True
+                if named.symbol is not None:
+                    candidate.named_symbols.append(named.symbol)
+                if named.reason.startswith("named in the issue"):
+                    candidate.named = True
 
-        for rank, (path, reason, frame_line, symbol) in enumerate(
-            self._named(repo, extract_signals(query)), 1
-        ):
-            candidate = credit(path, rank, weights.named)
-            candidate.reasons.insert(0, reason)
-            if frame_line is not None:
-                candidate.frame_lines.append(frame_line)
-            if symbol is not None:
-                candidate.named_symbols.append(symbol)
-
-        ranked = sorted(pool.values(), key=lambda c: (-c.score, c.path))[:k]
-        self._explain_keywords(ranked, terms, token_words(query))
-        return ranked, vector
+        ranked = sorted(pool.values(), key=lambda c: (-c.score, c.path))
+        sources: list[_Candidate] = []
+        related: list[_Candidate] = []
+        for candidate in ranked:
+            role = role_of(candidate.path)
+            if role is Role.META and not candidate.named:
+                continue  # templates, CI and bot config: only when the issue names them
+            if self._sources_first and role in RELATED_ROLES and not candidate.named:
+                if len(related) < max(k, self._max_related):
+                    related.append(candidate)
+            elif len(sources) < k:
+                sources.append(candidate)
+            if len(sources) >= k and len(related) >= max(k, self._max_related):
+                break
+        self._explain_keywords([*sources, *related], terms, token_words(text))
+        return sources, related
 
     def _dense_files(self, repo: str, vector: np.ndarray) -> list[tuple[str, StoredHit]]:
         best: dict[str, StoredHit] = {}
@@ -178,38 +274,74 @@ class HybridRetriever:
                     best[path] = hit
         return sorted(best.items(), key=lambda item: -item[1].similarity)
 
-    def _named(
-        self, repo: str, signals: QuerySignals
-    ) -> list[tuple[str, str, int | None, str | None]]:
-        """(path, reason, frame line, symbol) for what the issue names, strongest first."""
-        if signals.is_empty:
-            return []
-        named: list[tuple[str, str, int | None, str | None]] = []
-        seen: set[str] = set()
-
-        def add(path: str, reason: str, line: int | None = None, symbol: str | None = None) -> None:
-            if path not in seen:
-                seen.add(path)
-                named.append((path, reason, line, symbol))
-
+    def _frames(self, repo: str, signals: QuerySignals) -> list[_Named]:
+        found: dict[str, _Named] = {}
         for frame in signals.frames:
             for path in _best_suffix_matches(self._lexical, repo, frame.path):
-                add(path, f"stack-trace frame at line {frame.line}", frame.line)
+                found.setdefault(
+                    path, _Named(path, f"stack-trace frame at line {frame.line}", frame.line)
+                )
+        return list(found.values())
+
+    def _paths(self, repo: str, signals: QuerySignals) -> list[_Named]:
+        found: dict[str, _Named] = {}
         for mention in signals.paths:
             for path in _best_suffix_matches(self._lexical, repo, mention):
-                add(path, f"named in the issue (`{mention}`)")
+                found.setdefault(path, _Named(path, f"named in the issue (`{mention}`)"))
+        return list(found.values())
+
+    def _modules(self, repo: str, signals: QuerySignals) -> list[_Named]:
+        found: dict[str, _Named] = {}
         for dotted in signals.modules:
-            found = self._lexical.paths_ending_with(repo, module_path_candidates(dotted))
-            for paths in found.values():
+            matches = self._lexical.paths_ending_with(repo, module_path_candidates(dotted))
+            for paths in matches.values():
                 for path in paths:
-                    add(path, f"module `{dotted}` named in the issue")
-        definitions = self._lexical.files_defining(repo, signals.symbols)
-        for symbol in signals.symbols:
-            paths = definitions.get(symbol, [])
-            if 0 < len(paths) <= _MAX_FILES_PER_SYMBOL:
-                for path in paths:
-                    add(path, f"defines `{symbol}` named in the issue", symbol=symbol)
-        return named
+                    found.setdefault(path, _Named(path, f"module `{dotted}` named in the issue"))
+        return list(found.values())
+
+    def _symbols(self, repo: str, symbols: Sequence[str]) -> list[_Named]:
+        """Files defining the symbols the issue uses, scored by how rare each symbol is in this
+        repository and by how few files define it."""
+        return self._by_rarity(
+            repo,
+            symbols,
+            self._lexical.files_defining(repo, symbols),
+            "defines `{symbol}` named in the issue",
+        )
+
+    def _handlers(self, repo: str, symbols: Sequence[str]) -> list[_Named]:
+        classes = [s for s in symbols if s[:1].isupper() and not s.isupper()]
+        return self._by_rarity(
+            repo,
+            classes,
+            self._lexical.files_handling(repo, classes),
+            "handles `{symbol}` named in the issue",
+        )
+
+    def _by_rarity(
+        self, repo: str, symbols: Sequence[str], files: dict[str, list[str]], reason: str
+    ) -> list[_Named]:
+        if not files:
+            return []
+        keys = {symbol: (word_tokens(symbol) or (symbol.lower(),))[-1] for symbol in files}
+        frequencies, total = self._lexical.document_frequencies(repo, keys.values())
+        scores: dict[str, float] = {}
+        best: dict[str, tuple[float, str]] = {}
+        for symbol, paths in files.items():
+            sources = [p for p in paths if role_of(p) is Role.SOURCE]
+            if len(sources) > _MAX_FILES_PER_SYMBOL or len(paths) > 3 * _MAX_FILES_PER_SYMBOL:
+                continue
+            df = max(1, frequencies.get(keys[symbol], 1))
+            weight = math.log(1 + total / df) / max(1, len(sources))
+            for path in paths:
+                scores[path] = scores.get(path, 0.0) + weight
+                if weight > best.get(path, (0.0, ""))[0]:
+                    best[path] = (weight, symbol)
+        ordered = sorted(scores, key=lambda p: (-scores[p], p))
+        return [
+            _Named(path, reason.format(symbol=best[path][1]), symbol=best[path][1])
+            for path in ordered
+        ]
 
     def _explain_keywords(
         self, ranked: list[_Candidate], terms: Sequence[str], words: dict[str, str]
@@ -263,7 +395,8 @@ class HybridRetriever:
         self,
         repo: str,
         query: str,
-        candidates: list[_Candidate],
+        sources: list[_Candidate],
+        related: list[_Candidate],
         patterns: list[Lesson],
         failures: list[Lesson],
         token_budget: int,
@@ -272,8 +405,13 @@ class HybridRetriever:
 
         Lessons may take up to `lesson_share` of the budget (failures first: repeating a
         rejected approach costs a whole review round); files take the rest, headers before
-        snippets, so a long snippet never pushes a relevant file out of the list.
+        snippets, so a long snippet never pushes a relevant file out of the list. Files under
+        the score floor are left out; related tests and docs are named, without snippets.
         """
+        top = max((c.score for c in [*sources, *related]), default=0.0)
+        floor = top * self._score_floor
+        candidates = [c for c in sources if c.score >= floor]
+        related = [c for c in related if c.score >= floor][: self._max_related]
         allowance = token_budget * 4
         used = 0
 
@@ -312,10 +450,18 @@ class HybridRetriever:
                     s for s in chosen.get(match.path, []) if take(render_snippet(s), allowance)
                 )
                 files.append(FileMatch(match.path, match.score, match.reasons, snippets))
+        kept_related: list[FileMatch] = []
+        if related and take(RELATED_HEADING, allowance):
+            for candidate in related:
+                match = FileMatch(candidate.path, candidate.score, tuple(candidate.reasons))
+                if not take(render_related(match), allowance):
+                    break
+                kept_related.append(match)
         return RetrievedContext(
             repository=repo,
             query=query,
             files=tuple(files),
+            related=tuple(kept_related),
             patterns=tuple(kept_patterns),
             failures=tuple(kept_failures),
         )
@@ -357,12 +503,19 @@ def _pick_chunks(candidate: _Candidate, chunks: list[ChunkRecord]) -> list[Chunk
 
 
 def _snippet(record: ChunkRecord) -> Snippet:
+    """The chunk, cut at `_SNIPPET_MAX_LINES` lines and `_SNIPPET_MAX_CHARS` characters."""
     lines = record.text.splitlines()
-    end = record.end_line
-    if len(lines) > _SNIPPET_MAX_LINES:
-        lines = [*lines[:_SNIPPET_MAX_LINES], "..."]
-        end = record.start_line + _SNIPPET_MAX_LINES - 1
-    return Snippet(record.path, record.start_line, end, record.symbol, "\n".join(lines))
+    kept: list[str] = []
+    size = 0
+    for line in lines[:_SNIPPET_MAX_LINES]:
+        if kept and size + len(line) + 1 > _SNIPPET_MAX_CHARS:
+            break
+        kept.append(line[:_SNIPPET_MAX_CHARS])
+        size += len(kept[-1]) + 1
+    end = record.start_line + len(kept) - 1
+    if len(kept) < len(lines):
+        kept.append("...")
+    return Snippet(record.path, record.start_line, end, record.symbol, "\n".join(kept))
 
 
 def _best_suffix_matches(lexical: LexicalIndex, repo: str, mention: str) -> list[str]:

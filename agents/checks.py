@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
-from agents.lifecycle import STAGE_ORDER, Outcome, Stage, stage_for_state
+from bot.contracts.lifecycle import STAGE_ORDER, Outcome, Stage, stage_for_state
 from agents.stages import FeatureView
-from bot.db.models import FeatureState, Task, TaskState
+from bot.contracts.lifecycle import FeatureState, TaskState
+from bot.db.models import Task
 
 
 class CheckRunPort(Protocol):

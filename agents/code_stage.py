@@ -8,27 +8,28 @@ making a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from agents.budget import BudgetExceeded
 from agents.checkout_setup import exclude_leftovers, exclude_untracked, run_setup
 from agents.coder import Coder, CoderResult
-from agents.lifecycle import Outcome, Stage
+from agents.file_tree import render_file_tree
 from agents.llm import LLMError
-from agents.planner import PlanResult, render_file_tree
 from agents.stages import FeatureView, StepContext, StepResult
-from agents.toolbox import Toolbox, describe_stop, feature_budget
+from agents.toolbox import Toolbox, feature_budget
 from agents.tools import CoderTools
 from agents.untrusted import sanitize, wrap_untrusted
 from agents.workspace import branch_name
+from bot.contracts import markers
+from bot.contracts.lifecycle import Outcome, Stage
+from bot.contracts.prp import Plan
 from bot.github.errors import scrub
 
 
 def pr_body(feature: FeatureView, plan_url: str | None, result: CoderResult, stop: str) -> str:
     gates = result.gate_results
     lines = [
-        "<!-- agent-factory:pr -->",
+        markers.PULL_REQUEST,
         "## Summary",
         "",
         sanitize(result.summary) or "(no summary)",
@@ -66,7 +67,7 @@ class CoderStage:
             return StepResult(
                 Outcome.FAILED, "there is no plan to implement; comment `/factory plan`"
             )
-        plan = PlanResult.from_dict(feature.plan)
+        plan = Plan.from_dict(feature.plan)
         info = await gh.get_repository()
         issue = await gh.get_issue(feature.issue_number)
         branch = feature.branch or branch_name(feature.issue_number, issue.title)
@@ -116,7 +117,7 @@ class CoderStage:
                 await self._push_if_changed(ws, base_sha)
                 return StepResult(Outcome.FAILED, str(exc))
             pushed = await self._push_if_changed(ws, base_sha)
-        stop = describe_stop(result.stop_reason)
+        stop = result.stop_reason.describe()
         ok = result.finished and result.gates_passed
         if pushed is None:
             return self._result(Outcome.FAILED, f"the coder made no changes; it {stop}", result)
@@ -149,7 +150,7 @@ class CoderStage:
 
     @staticmethod
     async def _repository_context(
-        toolbox: Toolbox, gh: Any, feature: FeatureView, plan: PlanResult, default_branch: str
+        toolbox: Toolbox, gh: Any, feature: FeatureView, plan: Plan, default_branch: str
     ) -> str:
         """What stays fixed for the whole loop, so it sits in the cached prompt prefix: the
         repository's file tree, what the knowledge store finds for the plan, and the round's

@@ -30,8 +30,10 @@ from agents.loop import (
     truncate_middle,
 )
 from agents.plan_files import plan_files_section
-from agents.planner import PlanResult
+from agents.toolbox import GATE_ENV
 from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
+from bot.contracts.prp import Plan
+from bot.contracts.stops import StopKind, StopReason
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +47,6 @@ REPLAYED_TOOLS = frozenset({"create_file", "edit_file", "complete_step"})
 _SUBJECT_CHARS = 72
 _GATE_OUTPUT_CHARS = 6_000
 _MAX_REPO_CONTEXT_CHARS = 120_000
-# Gates must not leave bytecode in the checkout: the commit callback would pick it up, and a .pyc
-# written in the same second as a same-size edit is taken for current (stale results).
-GATE_ENV: Mapping[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
 
 COMPLETE_STEP_TOOL: Mapping[str, Any] = {
     "name": "complete_step",
@@ -118,7 +117,7 @@ class GateRunner(Protocol):
 @dataclass
 class CoderResult:
     finished: bool
-    stop_reason: str  # "finished" | "budget:<limit>" | "error:<what>"
+    stop_reason: StopReason
     summary: str
     gate_results: list[Any]
     commits: list[str]
@@ -134,7 +133,7 @@ class CoderResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "finished": self.finished,
-            "stop_reason": self.stop_reason,
+            "stop_reason": str(self.stop_reason),
             "summary": self.summary,
             "gate_results": [gate_to_dict(g) for g in self.gate_results],
             "commits": list(self.commits),
@@ -154,14 +153,16 @@ def gate_to_dict(result: Any) -> dict[str, Any]:
     }
 
 
-def final_stop_reason(loop_reason: str, gate_results: Sequence[Any]) -> str:
+def final_stop_reason(loop_reason: StopReason, gate_results: Sequence[Any]) -> StopReason:
     """How the coder ended, from how its loop stopped: finishing with failing gates is an error,
     and so is a model that stopped without calling finish."""
-    if loop_reason == "finished":
+    if loop_reason.kind is StopKind.FINISHED:
         failed = [g.command for g in gate_results if not g.ok]
-        return f"error:validation gates failed: {', '.join(failed)}" if failed else "finished"
-    if loop_reason == "end_turn":
-        return "error:end_turn: the model stopped without calling finish"
+        if failed:
+            return StopReason.error(f"validation gates failed: {', '.join(failed)}")
+        return loop_reason
+    if loop_reason.kind is StopKind.END_TURN:
+        return StopReason.error("end_turn: the model stopped without calling finish")
     return loop_reason
 
 
@@ -197,7 +198,7 @@ class _CodingTools:
         inner: Tools,
         *,
         commit: Commit,
-        plan: PlanResult,
+        plan: Plan,
         gates: Sequence[str],
         sandbox: GateRunner,
         workdir: Path,
@@ -301,7 +302,7 @@ class Coder:
         self,
         *,
         workdir: Path,
-        plan: PlanResult,
+        plan: Plan,
         tools: Tools,
         gates: Sequence[str],
         sandbox: GateRunner,
@@ -369,7 +370,7 @@ class Coder:
             await self._save_work(coding_tools, plan, f"{stop_reason} ({outcome.detail})")
             summary = outcome.final_text or outcome.detail
         return CoderResult(
-            finished=stop_reason == "finished",
+            finished=stop_reason.is_finished,
             stop_reason=stop_reason,
             summary=summary,
             gate_results=coding_tools.gate_results,
@@ -413,16 +414,16 @@ class Coder:
         return resumption
 
     async def _end_as_before(
-        self, tools: _CodingTools, plan: PlanResult, resumption: Resumption, restore: Restore
+        self, tools: _CodingTools, plan: Plan, resumption: Resumption, restore: Restore
     ) -> CoderResult | None:
         """The try's loop had ended, and only its worker's death kept the stage from pushing:
         with its changes replayed, end it the same way (gates, final commit) without asking the
         model anything. None if the gates no longer pass: then the work starts over."""
         stop = resumption.stop or {}
-        stop_reason = str(stop.get("stop_reason") or "error:unknown")
+        stop_reason = StopReason.parse(str(stop.get("stop_reason") or "error:unknown"))
         summary = str(stop.get("detail") or "")
         finish = next((c for c in reversed(resumption.tool_calls) if c.get("finished")), None)
-        if stop_reason == "finished" and finish is not None:
+        if stop_reason.is_finished and finish is not None:
             ended = await tools.call(finish["name"], finish["input"])
             if not ended.finished:
                 await restore()
@@ -435,7 +436,7 @@ class Coder:
             await self._save_work(tools, plan, f"{stop_reason} ({summary})")
         logger.info("the coder's last try had ended (%s); its work was redone", stop_reason)
         return CoderResult(
-            finished=stop_reason == "finished",
+            finished=stop_reason.is_finished,
             stop_reason=stop_reason,
             summary=summary,
             gate_results=tools.gate_results,
@@ -450,7 +451,7 @@ class Coder:
             turns=resumption.turns,
         )
 
-    async def _save_work(self, tools: _CodingTools, plan: PlanResult, why: str) -> None:
+    async def _save_work(self, tools: _CodingTools, plan: Plan, why: str) -> None:
         message = commit_message(
             f"WIP: unfinished work on #{plan.issue_number}",
             f"Saved by Agent Factory when the coder stopped: {why}",
@@ -458,7 +459,7 @@ class Coder:
         )
         await tools.commit(message)
 
-    def _plan_files(self, plan: PlanResult, workdir: Path) -> str:
+    def _plan_files(self, plan: Plan, workdir: Path) -> str:
         if not self.preload_plan_files:
             return ""
         return plan_files_section(plan, workdir)
@@ -466,7 +467,7 @@ class Coder:
     def system_blocks(
         self,
         repo_context: str,
-        plan: PlanResult,
+        plan: Plan,
         gates: Sequence[str],
         *,
         plan_files: str = "",
@@ -500,7 +501,7 @@ class Coder:
         ]
 
     @staticmethod
-    def task_text(plan: PlanResult) -> str:
+    def task_text(plan: Plan) -> str:
         return (
             f"Implement the approved plan for issue #{plan.issue_number}, shown above with its "
             "validation gates. Start with step 1."

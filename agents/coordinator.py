@@ -25,11 +25,12 @@ from sqlalchemy.exc import IntegrityError
 
 from agents.budget import spent_in
 from agents.checks import CheckSync
-from agents.lifecycle import STAGE_ORDER, Decision, Outcome, Stage, decide, next_enabled, stage_for_state
+from bot.contracts.lifecycle import STAGE_ORDER, Decision, Outcome, Stage, decide, next_enabled, stage_for_state
 from agents.liveness import Liveness
 from agents.stages import FeatureView, StageAgent, StepContext, StepResult
 from agents.status_comment import StageLine, StatusView, render_status, status_marker
-from bot.db import AuditEvent, Database, Feature, FeatureState, Task, TaskState
+from bot.contracts.lifecycle import FeatureState, TaskState
+from bot.db import AuditEvent, Database, Feature, Task
 from bot.db.models import utcnow
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from agents.lifecycle import Outcome, Stage
 from agents.stages import StepContext, StepResult
+from bot.contracts.lifecycle import Outcome, Stage
 
 WORKFLOW_DIR = ".github/workflows"
 

@@ -15,7 +15,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from agents.checks import parse_external_id
-from agents.commands import (
+from bot.contracts.commands import (
     CommandError,
     ParsedCommand,
     format_reply,
@@ -24,7 +24,7 @@ from agents.commands import (
     stage_unavailable_message,
 )
 from agents.coordinator import Coordinator, RunContext
-from agents.lifecycle import Decision, Stage, next_enabled, stage_for_check
+from bot.contracts.lifecycle import Decision, Stage, next_enabled, stage_for_check
 from agents.review_feedback import review_feedback
 from agents.runtime import (
     CONFIG_ERROR_MARKER,
@@ -33,11 +33,12 @@ from agents.runtime import (
     Runtime,
     config_fixed_comment,
 )
-from bot.db import Database, Feature, FeatureState, Installation, Repository, Task
+from bot.contracts.lifecycle import FeatureState
+from bot.db import Database, Feature, Installation, Repository, Task
 from bot.github.errors import scrub
 from bot.github.models import RepoInfo
 from bot.permissions import LABEL, PermissionChecker, is_bot
-from bot.repo_config import ConfigResult, explain
+from bot.contracts.config_load import ConfigResult, explain
 
 log = logging.getLogger(__name__)
 

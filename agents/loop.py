@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from agents.budget import LIMIT_TURNS, Budget, BudgetExceeded, TokenUsage
 from agents.llm import Block, LLMCall, LLMClient, LLMError, MessageParam, ToolUse
 from agents.untrusted import reveal_invisible
+from bot.contracts.stops import StopReason
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class FinishedBy:
 
 @dataclass
 class LoopResult:
-    stop_reason: str
+    stop_reason: StopReason
     detail: str
     messages: list[MessageParam]
     final_text: str
@@ -94,7 +95,7 @@ class LoopResult:
 
     @property
     def finished(self) -> bool:
-        return self.stop_reason == "finished"
+        return self.stop_reason.is_finished
 
 
 @dataclass(frozen=True)
@@ -248,7 +249,8 @@ class _Run:
         while True:
             if self.turns >= self.loop.max_turns:
                 return await self._stop(
-                    f"budget:{LIMIT_TURNS}", f"the loop's limit of {self.loop.max_turns} turns"
+                    StopReason.budget(LIMIT_TURNS),
+                    f"the loop's limit of {self.loop.max_turns} turns",
                 )
             new_messages = self.messages[self.sent :]
             try:
@@ -261,9 +263,9 @@ class _Run:
                     model=self.loop.model,
                 )
             except BudgetExceeded as exceeded:
-                return await self._stop(f"budget:{exceeded.limit}", exceeded.detail)
+                return await self._stop(StopReason.budget(exceeded.limit), exceeded.detail)
             except LLMError as error:
-                return await self._stop(f"error:{error}", str(error))
+                return await self._stop(StopReason.error(str(error)), str(error))
             self._account(call)
             self.messages.append(call.as_message())
             self.sent = len(self.messages)
@@ -281,9 +283,13 @@ class _Run:
             uses = call.tool_uses
             if not uses:
                 if call.stop_reason == "refusal":
-                    return await self._stop("error:refusal", "the model refused to continue")
+                    return await self._stop(
+                        StopReason.error("refusal"), "the model refused to continue"
+                    )
                 if stalled:
-                    return await self._stop("end_turn", "the model stopped without finishing")
+                    return await self._stop(
+                        StopReason.end_turn(), "the model stopped without finishing"
+                    )
                 stalled = True
                 self.messages.append({"role": "user", "content": self.loop.nudge})
                 await self._emit()
@@ -292,7 +298,7 @@ class _Run:
             finished = await self._run_tools(uses, step)
             await self._emit()
             if finished is not None:
-                return await self._stop("finished", finished.content, finished)
+                return await self._stop(StopReason.finished(), finished.content, finished)
 
     def _account(self, call: LLMCall) -> None:
         self.turns += 1
@@ -349,12 +355,12 @@ class _Run:
             await self.on_step(list(self.trajectory))
 
     async def _stop(
-        self, reason: str, detail: str, finished_by: FinishedBy | None = None
+        self, reason: StopReason, detail: str, finished_by: FinishedBy | None = None
     ) -> LoopResult:
         self.trajectory.append(
             {
                 "type": "stop",
-                "stop_reason": reason,
+                "stop_reason": str(reason),
                 "detail": detail,
                 "turns": self.turns,
                 "usage": self.usage.to_dict(),

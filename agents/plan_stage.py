@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.budget import BudgetExceeded
-from agents.lifecycle import Outcome, Stage
 from agents.llm import LLMError
 from agents.planner import Issue, IssueComment, Planner, PlanningFailed
 from agents.stages import StepContext, StepResult
-from agents.toolbox import Toolbox, describe_stop, feature_budget
+from agents.toolbox import Toolbox, feature_budget
 from agents.tools import CoderTools
-
-
-def plan_marker(feature_id: int) -> str:
-    return f"<!-- agent-factory:plan:{feature_id} -->"
+from bot.contracts import markers
+from bot.contracts.lifecycle import Outcome, Stage
 
 
 @dataclass
@@ -64,7 +61,7 @@ class PlannerStage:
         except PlanningFailed as exc:
             return StepResult(
                 Outcome.FAILED,
-                f"planning {describe_stop(exc.stop_reason, exc.detail)}",
+                f"planning {exc.stop_reason.describe(exc.detail)}",
                 cost_usd=exc.cost_usd,
                 tokens=exc.usage.total,
                 trajectory=exc.trajectory,
@@ -73,8 +70,8 @@ class PlannerStage:
             return StepResult(Outcome.FAILED, str(exc))
         comment = await gh.upsert_marked_comment(
             feature.issue_number,
-            plan_marker(feature.id),
-            f"{plan_marker(feature.id)}\n{plan.to_markdown()}",
+            markers.plan(feature.id),
+            f"{markers.plan(feature.id)}\n{plan.to_markdown()}",
         )
         await ctx.record(plan=plan.to_dict(), plan_comment_id=comment.id)
         if plan.needs_clarification:

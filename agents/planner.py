@@ -13,19 +13,33 @@ reaches the prompt sanitised and wrapped as untrusted data.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
 from agents.budget import Budget, TokenUsage
+from agents.file_tree import render_file_tree
 from agents.llm import Block, LLMClient
 from agents.loop import OnStep, Resumption, ToolLoop, ToolOutput, ToolResultLike, Tools
+from agents.toolbox import READ_ONLY_TOOLS
 from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
+from bot.contracts.prp import SUBMIT_PLAN, ContextRef, Estimate, Plan, PlanStep
+from bot.contracts.stops import StopReason
 
-READ_ONLY_TOOLS: tuple[str, ...] = ("list_files", "read_file", "search", "find_symbol")
-SIZES: tuple[str, ...] = ("XS", "S", "M", "L", "XL")
-COMPLEXITIES: tuple[str, ...] = ("low", "medium", "high")
+__all__ = [
+    "ContextRef",
+    "Estimate",
+    "InvalidPlan",
+    "Issue",
+    "IssueComment",
+    "PlanResult",
+    "PlanStep",
+    "Planner",
+    "PlanningFailed",
+    "render_file_tree",
+]
 
 _MAX_BODY_CHARS = 30_000
 _MAX_COMMENT_CHARS = 6_000
@@ -33,80 +47,13 @@ _MAX_COMMENTS = 40
 _MAX_KNOWLEDGE_CHARS = 40_000
 
 SUBMIT_PLAN_TOOL: Mapping[str, Any] = {
-    "name": "submit_plan",
+    "name": SUBMIT_PLAN,
     "description": (
         "Submit the implementation plan (a PRP) for the issue. Call it exactly once, when the "
         "plan is complete. If the issue is too vague to plan without guessing, set "
         "needs_clarification to true and list your questions instead of inventing requirements."
     ),
-    "input_schema": {
-        "type": "object",
-        "properties": {
-            "needs_clarification": {
-                "type": "boolean",
-                "description": "True if questions must be answered before a plan is possible.",
-            },
-            "questions": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Specific questions for the author, if clarification is needed.",
-            },
-            "goal": {
-                "type": "string",
-                "description": "What the change achieves, in one or two sentences.",
-            },
-            "why": {"type": "string", "description": "The user value or problem it solves."},
-            "context": {
-                "type": "array",
-                "description": "Files, docs and references the implementer must read.",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "path": {"type": "string", "description": "File path or URL."},
-                        "reason": {
-                            "type": "string",
-                            "description": "Why it matters for this change.",
-                        },
-                    },
-                    "required": ["path", "reason"],
-                },
-            },
-            "steps": {
-                "type": "array",
-                "description": "Implementation steps in order; each small enough for one commit.",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "title": {"type": "string"},
-                        "details": {"type": "string"},
-                        "files": {"type": "array", "items": {"type": "string"}},
-                    },
-                    "required": ["title", "details"],
-                },
-            },
-            "validation_gates": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "Commands that must pass (tests, linters) besides configured ones.",
-            },
-            "success_criteria": {"type": "array", "items": {"type": "string"}},
-            "failure_recovery": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "What to do if a step or gate fails; known risks.",
-            },
-            "estimate": {
-                "type": "object",
-                "properties": {
-                    "size": {"type": "string", "enum": list(SIZES)},
-                    "complexity": {"type": "string", "enum": list(COMPLEXITIES)},
-                    "rationale": {"type": "string"},
-                },
-                "required": ["size", "complexity"],
-            },
-        },
-        "required": ["needs_clarification", "goal"],
-    },
+    "input_schema": Plan.submission_schema(),
 }
 
 SYSTEM_PROMPT = f"""\
@@ -148,46 +95,14 @@ class Issue:
     comments: Sequence[IssueComment] = ()
 
 
-@dataclass(frozen=True)
-class ContextRef:
-    path: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class PlanStep:
-    title: str
-    details: str
-    files: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Estimate:
-    size: str = "M"
-    complexity: str = "medium"
-    rationale: str = ""
-
-
 class InvalidPlan(ValueError):
     """The submitted plan is incomplete; the message goes back to the model."""
 
 
-@dataclass
-class PlanResult:
-    """A PRP. `usage`, `cost_usd` and `trajectory` describe the run that produced it."""
+@pydantic_dataclass
+class PlanResult(Plan):
+    """A PRP with what the run that produced it cost (`to_dict` keeps only the plan)."""
 
-    issue_number: int
-    title: str
-    goal: str
-    why: str = ""
-    context: list[ContextRef] = field(default_factory=list)
-    steps: list[PlanStep] = field(default_factory=list)
-    validation_gates: list[str] = field(default_factory=list)
-    success_criteria: list[str] = field(default_factory=list)
-    failure_recovery: list[str] = field(default_factory=list)
-    estimate: Estimate = field(default_factory=Estimate)
-    questions: list[str] = field(default_factory=list)
-    needs_clarification: bool = False
     usage: TokenUsage = field(default_factory=TokenUsage)
     cost_usd: float = 0.0
     trajectory: list[dict[str, Any]] = field(default_factory=list, repr=False)
@@ -196,213 +111,40 @@ class PlanResult:
     def from_submission(
         cls, data: Mapping[str, Any], *, issue: Issue, configured_gates: Sequence[str]
     ) -> PlanResult:
-        """Build a plan from `submit_plan` input; raise InvalidPlan if it is not usable."""
-        questions = _strings(data.get("questions"))
-        needs_clarification = bool(data.get("needs_clarification")) and bool(questions)
-        if data.get("needs_clarification") and not questions:
+        """Build a plan from `submit_plan` input; raise InvalidPlan if it is not usable.
+
+        Every text the model wrote is sanitised first: an injected issue could ask it to hide
+        instructions (an HTML comment, invisible characters) in the plan the coder follows.
+        """
+        # Who the plan is for comes from the issue; whether it is one, from the rules below.
+        known = {f.name for f in fields(Plan)} - {"issue_number", "title", "needs_clarification"}
+        submitted = {k: _clean(v) for k, v in data.items() if k in known}
+        plan = cls.from_dict({**submitted, "issue_number": issue.number, "title": issue.title})
+        wanted = bool(data.get("needs_clarification"))
+        if wanted and not plan.questions:
             raise InvalidPlan("needs_clarification is true but no questions were given.")
-        goal = _text(data.get("goal"))
-        steps = [
-            PlanStep(
-                title=_text(s.get("title")),
-                details=_text(s.get("details")),
-                files=tuple(_strings(s.get("files"))),
-            )
-            for s in data.get("steps") or []
-            if isinstance(s, Mapping) and _text(s.get("title"))
-        ]
-        if not needs_clarification:
-            missing = [name for name, value in (("goal", goal), ("steps", steps)) if not value]
+        plan.needs_clarification = wanted
+        if not wanted:
+            missing = [n for n, value in (("goal", plan.goal), ("steps", plan.steps)) if not value]
             if missing:
                 raise InvalidPlan(
                     f"The plan is missing: {', '.join(missing)}. Submit a complete plan, or set "
                     "needs_clarification with questions."
                 )
-        raw = data.get("estimate")
-        raw_estimate: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-        size = _text(raw_estimate.get("size")).upper()
-        complexity = _text(raw_estimate.get("complexity")).lower()
-        estimate = Estimate(
-            size=size if size in SIZES else "M",
-            complexity=complexity if complexity in COMPLEXITIES else "medium",
-            rationale=_text(raw_estimate.get("rationale")),
-        )
-        gates = list(dict.fromkeys([*configured_gates, *_strings(data.get("validation_gates"))]))
-        return cls(
-            issue_number=issue.number,
-            title=sanitize(issue.title).strip(),
-            goal=goal,
-            why=_text(data.get("why")),
-            context=[
-                ContextRef(path=_text(c.get("path")), reason=_text(c.get("reason")))
-                for c in data.get("context") or []
-                if isinstance(c, Mapping) and _text(c.get("path"))
-            ],
-            steps=steps,
-            validation_gates=gates,
-            success_criteria=_strings(data.get("success_criteria")),
-            failure_recovery=_strings(data.get("failure_recovery")),
-            estimate=estimate,
-            questions=questions,
-            needs_clarification=needs_clarification,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan itself (no run data), e.g. for `Feature.plan`; `from_dict` reverses it."""
-        return {
-            "issue_number": self.issue_number,
-            "title": self.title,
-            "goal": self.goal,
-            "why": self.why,
-            "context": [{"path": c.path, "reason": c.reason} for c in self.context],
-            "steps": [
-                {"title": s.title, "details": s.details, "files": list(s.files)} for s in self.steps
-            ],
-            "validation_gates": list(self.validation_gates),
-            "success_criteria": list(self.success_criteria),
-            "failure_recovery": list(self.failure_recovery),
-            "estimate": {
-                "size": self.estimate.size,
-                "complexity": self.estimate.complexity,
-                "rationale": self.estimate.rationale,
-            },
-            "questions": list(self.questions),
-            "needs_clarification": self.needs_clarification,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PlanResult:
-        estimate = data.get("estimate") or {}
-        return cls(
-            issue_number=int(data["issue_number"]),
-            title=str(data.get("title", "")),
-            goal=str(data.get("goal", "")),
-            why=str(data.get("why", "")),
-            context=[
-                ContextRef(path=c["path"], reason=c.get("reason", ""))
-                for c in data.get("context", [])
-            ],
-            steps=[
-                PlanStep(
-                    title=s["title"], details=s.get("details", ""), files=tuple(s.get("files", ()))
-                )
-                for s in data.get("steps", [])
-            ],
-            validation_gates=list(data.get("validation_gates", [])),
-            success_criteria=list(data.get("success_criteria", [])),
-            failure_recovery=list(data.get("failure_recovery", [])),
-            estimate=Estimate(
-                size=estimate.get("size", "M"),
-                complexity=estimate.get("complexity", "medium"),
-                rationale=estimate.get("rationale", ""),
-            ),
-            questions=list(data.get("questions", [])),
-            needs_clarification=bool(data.get("needs_clarification", False)),
-        )
-
-    def to_markdown(self) -> str:
-        """The issue comment: the PRP with checkboxes, or the questions that block it."""
-        if self.needs_clarification:
-            lines = [
-                f"## Questions before planning #{self.issue_number}",
-                "",
-                "The issue leaves open points that would otherwise be guesses:",
-                "",
-                *[f"{i}. {_one_line(q)}" for i, q in enumerate(self.questions, 1)],
-                "",
-                "Answer in a comment, then run `/factory plan` to plan again.",
-            ]
-            return "\n".join(lines) + "\n"
-        lines = [f"## Plan for #{self.issue_number}: {_one_line(self.title)}", ""]
-        lines += [f"**Goal:** {self.goal}", ""]
-        if self.why:
-            lines += [f"**Why:** {self.why}", ""]
-        lines += ["### Context", ""]
-        lines += [f"- `{_code(c.path)}`: {c.reason}" for c in self.context] or ["- (none needed)"]
-        lines += ["", "### Implementation steps", ""]
-        for i, step in enumerate(self.steps, 1):
-            files = (
-                f" (files: {', '.join(f'`{_code(f)}`' for f in step.files)})" if step.files else ""
-            )
-            lines.append(f"- [ ] **{i}. {_one_line(step.title)}**{files}")
-            if step.details:
-                lines += [f"  {line}" if line else "" for line in step.details.splitlines()]
-        lines += ["", "### Validation gates", ""]
-        lines += [f"- [ ] `{_code(g)}`" for g in self.validation_gates] or ["- (none configured)"]
-        lines += ["", "### Success criteria", ""]
-        lines += [f"- [ ] {_one_line(c)}" for c in self.success_criteria] or ["- (none stated)"]
-        lines += ["", "### Failure recovery", ""]
-        lines += [f"- {_one_line(r)}" for r in self.failure_recovery] or ["- (none stated)"]
-        lines += ["", "### Estimate", ""]
-        estimate = f"Size **{self.estimate.size}**, complexity **{self.estimate.complexity}**"
-        lines.append(
-            f"{estimate}: {self.estimate.rationale}" if self.estimate.rationale else estimate
-        )
-        return "\n".join(lines) + "\n"
-
-    def for_coder(self) -> str:
-        """The plan as the coder's prompt shows it (the Markdown without the run data)."""
-        return self.to_markdown()
+        plan.title = sanitize(issue.title).strip()
+        plan.validation_gates = list(dict.fromkeys([*configured_gates, *plan.validation_gates]))
+        return plan
 
 
-def _text(value: Any) -> str:
-    # The model's text is sanitised too: an injected issue could ask it to hide instructions
-    # (an HTML comment, invisible characters) in the plan that the coder later follows.
-    return sanitize(value).strip() if isinstance(value, str) else ""
-
-
-def _strings(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    return [text for text in (_text(item) for item in value) if text]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _code(text: str) -> str:
-    return _one_line(text).replace("`", "'")
-
-
-def render_file_tree(paths: Sequence[str], *, max_entries: int = 400) -> str:
-    """A listing of the repository's files that fits in `max_entries` lines.
-
-    Small repositories are listed in full. Larger ones are listed breadth-first: a directory is
-    expanded only while the listing stays within budget; the others show as `dir/ (N files)`.
-    """
-    files = sorted({p.strip("/") for p in paths if p.strip("/")})
-    if len(files) <= max_entries:
-        return "\n".join(files)
-    children: dict[str, set[str]] = defaultdict(set)
-    counts: dict[str, int] = defaultdict(int)
-    for path in files:
-        parts = path.split("/")
-        for depth in range(len(parts)):
-            parent = "/".join(parts[:depth])
-            children[parent].add("/".join(parts[: depth + 1]))
-            if depth < len(parts) - 1:
-                counts["/".join(parts[: depth + 1])] += 1
-    is_dir = set(counts)
-    shown: set[str] = set(children[""])
-    expanded: set[str] = {""}
-    frontier = sorted((d for d in shown if d in is_dir), key=lambda d: (counts[d], d))
-    while frontier:
-        directory = frontier.pop(0)
-        grown = len(shown) + len(children[directory])
-        if grown > max_entries:
-            continue
-        shown |= children[directory]
-        expanded.add(directory)
-        frontier += [c for c in children[directory] if c in is_dir]
-        frontier.sort(key=lambda d: (d.count("/"), counts[d], d))
-    lines = []
-    for entry in sorted(shown):
-        if entry in is_dir and entry not in expanded:
-            lines.append(f"{entry}/ ({counts[entry]} files)")
-        elif entry not in is_dir:
-            lines.append(entry)
-    return "\n".join(lines)
+def _clean(value: Any) -> Any:
+    """The model's value with every text sanitised and trimmed."""
+    if isinstance(value, str):
+        return sanitize(value).strip()
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, Mapping):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
 
 
 class _PlanningTools:
@@ -447,7 +189,7 @@ class PlanningFailed(RuntimeError):
 
     def __init__(
         self,
-        stop_reason: str,
+        stop_reason: StopReason,
         detail: str,
         *,
         usage: TokenUsage,
@@ -578,8 +320,7 @@ class Planner:
     def request_text(self, *, issue: Issue, knowledge: str, guidance: str, can_read: bool) -> str:
         comments = list(issue.comments)[-_MAX_COMMENTS:]
         parts = [
-            f"Plan the implementation of issue #{issue.number}, "
-            f"opened by @{sanitize(issue.author)}.",
+            f"Plan the implementation of issue #{issue.number}, opened by @{sanitize(issue.author)}.",
             "",
             "## Issue title",
             wrap_untrusted(issue.title, source="issue title"),

@@ -9,28 +9,21 @@ on it instead of reviewing (and paying) twice.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from agents.budget import BudgetExceeded
-from agents.lifecycle import Outcome, Stage
 from agents.llm import LLMError
-from agents.planner import PlanResult
 from agents.review_feedback import review_feedback
 from agents.reviewer import APPROVE, REQUEST_CHANGES, Reviewer, ReviewFailed, render_diff
 from agents.stages import StepContext, StepResult
 from agents.toolbox import Toolbox, feature_budget
 from agents.tools import CoderTools
+from bot.contracts import markers
+from bot.contracts.lifecycle import Outcome, Stage
+from bot.contracts.prp import Plan
 from bot.github.errors import scrub
 from bot.github.models import ReviewComment
-
-_VERDICT = re.compile(r"<!-- agent-factory:review:(\d+):(\d+):(\d+) verdict=(\w+) -->")
-
-
-def review_marker(feature_id: int, round_: int, attempt: int, verdict: str) -> str:
-    """Per attempt: a crashed try finds its review again, `/factory review` writes a new one."""
-    return f"<!-- agent-factory:review:{feature_id}:{round_}:{attempt} verdict={verdict} -->"
 
 
 @dataclass
@@ -52,7 +45,7 @@ class ReviewerStage:
         if not files:
             return StepResult(Outcome.SUCCEEDED, "the pull request changes nothing to review")
         diff = render_diff(files)
-        plan = PlanResult.from_dict(feature.plan) if feature.plan else None
+        plan = Plan.from_dict(feature.plan) if feature.plan else None
         knowledge = await toolbox.context_for(
             feature.repository,
             f"review lessons for: {plan.title if plan else ''}\n{diff[:2000]}",
@@ -87,7 +80,7 @@ class ReviewerStage:
         heading = "✅ Approved" if result.approved else "🔁 Changes requested"
         body = "\n".join(
             [
-                review_marker(feature.id, feature.round, ctx.attempt, result.verdict),
+                markers.review(feature.id, feature.round, ctx.attempt, result.verdict),
                 f"### Agent Factory review (round {feature.round + 1}): {heading}",
                 "",
                 result.summary,
@@ -111,9 +104,9 @@ class ReviewerStage:
         gh: Any, pr_number: int, key: tuple[int, int, int]
     ) -> tuple[int, str, str] | None:
         for review in await gh.list_reviews(pr_number):
-            found = _VERDICT.search(review.body or "")
-            if found and (int(found[1]), int(found[2]), int(found[3])) == key:
-                return review.id, found[4], review.body
+            found = markers.find_review(review.body or "")
+            if found and (found.feature_id, found.round, found.attempt) == key:
+                return review.id, found.verdict, review.body
         return None
 
     @staticmethod
@@ -123,7 +116,7 @@ class ReviewerStage:
             return StepResult(Outcome.SUCCEEDED, "the reviewer approved", details=body)
         if verdict != REQUEST_CHANGES:
             return StepResult(Outcome.FAILED, f"the review carries an unknown verdict {verdict!r}")
-        summary = _VERDICT.sub("", body).strip()
+        summary = markers.without_review_marks(body).strip()
         feedback = await review_feedback(
             ctx.github, pr_number, review_id, "Agent Factory's reviewer", summary
         )

@@ -16,7 +16,7 @@ from typing import Any
 from agents.budget import Budget, TokenUsage
 from agents.llm import Block, LLMClient
 from agents.loop import OnStep, ToolLoop, ToolOutput, ToolResultLike, Tools, truncate_middle
-from agents.planner import READ_ONLY_TOOLS
+from agents.toolbox import READ_ONLY_TOOLS
 from agents.untrusted import UNTRUSTED_DATA_RULE, sanitize, wrap_untrusted
 
 APPROVE = "approve"

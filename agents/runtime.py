@@ -9,10 +9,11 @@ from typing import Any, Protocol
 
 from agents.checks import CheckSync
 from agents.coordinator import RunContext
-from agents.lifecycle import Stage
+from bot.contracts.lifecycle import Stage
 from bot.github.errors import GitHubNotFound
 from bot.github.models import RepoInfo
-from bot.repo_config import ConfigError, ConfigResult, load_repo_config
+from bot.contracts.config_load import ConfigResult, load_repo_config
+from bot.contracts.config_problems import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agents.lifecycle import Outcome, Stage
+from bot.contracts.lifecycle import Outcome, Stage
 
 
 @dataclass(frozen=True)

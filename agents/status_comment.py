@@ -6,8 +6,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from agents.lifecycle import STAGE_ORDER, Stage
-from bot.db.models import FeatureState
+from bot.contracts.lifecycle import STAGE_ORDER, FeatureState, Stage
 
 
 def status_marker(feature_id: int) -> str:

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.checkout_setup import exclude_leftovers, run_setup
-from agents.coder import GATE_ENV
-from agents.lifecycle import Outcome, Stage
 from agents.loop import truncate_middle
 from agents.stages import StepContext, StepResult
+from agents.toolbox import GATE_ENV
 from agents.untrusted import sanitize
+from bot.contracts.lifecycle import Outcome, Stage
 from bot.github.errors import scrub
 
 _OUTPUT_CHARS = 4_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,12 @@ WorkspaceFactory = Callable[[int, str], Awaitable[Workspace]]
 SandboxFactory = Callable[[Path, Path | None], Sandbox]
 # (repository, query) -> markdown context for prompts ("" when nothing is known).
 KnowledgeLookup = Callable[[str, str], Awaitable[str]]
+
+# The tools an agent that must not change the checkout (planner, reviewer) is given.
+READ_ONLY_TOOLS: tuple[str, ...] = ("list_files", "read_file", "search", "find_symbol")
+# Gates must not leave bytecode in the checkout: the commit callback would pick it up, and a .pyc
+# written in the same second as a same-size edit is taken for current (stale results).
+GATE_ENV: Mapping[str, str] = {"PYTHONDONTWRITEBYTECODE": "1"}
 
 
 @dataclass
@@ -44,23 +50,3 @@ def feature_budget(config: Any, feature: FeatureView) -> Budget:
         max_turns=limits.max_turns,
         max_seconds=limits.max_minutes * 60,
     )
-
-
-_LIMIT_WORDS = {
-    "turns": "the turn limit",
-    "dollars": "the dollar limit",
-    "tokens": "the token limit",
-    "wall_time": "the wall-time limit",
-}
-
-
-def describe_stop(stop_reason: str, detail: str = "") -> str:
-    """How an agent's tool loop ended, as words for the status comment and the PR body."""
-    if stop_reason == "finished":
-        return "finished"
-    if stop_reason.startswith("budget:"):
-        limit = stop_reason.split(":", 1)[1]
-        return f"stopped at {_LIMIT_WORDS.get(limit, limit)} ({stop_reason})"
-    if stop_reason.startswith("error:"):
-        return f"stopped: {stop_reason.removeprefix('error:')}"
-    return f"stopped ({stop_reason}): {detail}" if detail else f"stopped ({stop_reason})"

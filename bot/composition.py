@@ -21,7 +21,7 @@ from agents.code_stage import CoderStage
 from agents.deploy_stage import DeployerStage
 from agents.coordinator import Coordinator, CoordinatorConfig
 from agents.events import Asker, EventHandlers
-from agents.lifecycle import Stage
+from bot.contracts.lifecycle import Stage
 from agents.liveness import Liveness
 from agents.llm import LLMClient
 from agents.plan_stage import PlannerStage

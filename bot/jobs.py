@@ -14,7 +14,7 @@ from typing import Any
 from arq import Retry
 
 from agents.coordinator import transient_delay
-from agents.lifecycle import Stage
+from bot.contracts.lifecycle import Stage
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from agents.planner import PlanResult
 from agents.runtime import Runtime
 from agents.untrusted import sanitize
 from agents.workspace import Workspace
+from bot.contracts.prp import Plan
 from bot.db import Database, Feature, Installation, Repository
 from knowledge.learning import PullRequestOutcome, TaskFailure
 from knowledge.service import KnowledgeService
@@ -154,7 +154,7 @@ class KnowledgeJobs:
         # knowledge layer collapses whitespace, which could turn it into a kept code span).
         notes = [sanitize(note) for note in notes]
         closing = sanitize(closing)
-        plan = PlanResult.from_dict(feature.plan).to_markdown() if feature.plan else ""
+        plan = Plan.from_dict(feature.plan).to_markdown() if feature.plan else ""
         outcome = PullRequestOutcome(
             repository=repo,
             pr_number=pr_number,

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from agents.commands import COMMAND_PREFIX, COMMANDS
-from bot.repo_config import RepoConfig
+from bot.contracts.commands import COMMAND_PREFIX, COMMANDS
+from bot.contracts.config import RepoConfig
 
 LABEL = "label"
 WRITE_LEVELS: frozenset[str] = frozenset({"admin", "maintain", "write"})

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from agents.code_stage import CoderStage
-from agents.lifecycle import Outcome, Stage
+from bot.contracts.lifecycle import Outcome, Stage
 from agents.plan_stage import PlannerStage
 from agents.stages import StepContext, StepResult
 from bot.db import Feature, Task

@@ -22,9 +22,9 @@ from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.jobs import Job
 from sqlalchemy import select
 
-from agents.commands import parse_commands
+from bot.contracts.commands import parse_commands
 from agents.coordinator import step_job_id
-from agents.lifecycle import Stage
+from bot.contracts.lifecycle import Stage
 from bot.db import Feature, Repository, WebhookDelivery
 from tests.e2e.harness import FACTORY_YML, Bot, running_bot
 from tests.e2e.scripted_agents import (

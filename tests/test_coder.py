@@ -22,6 +22,7 @@ from agents.llm import LLMClient
 from agents.planner import Estimate, PlanResult, PlanStep
 from agents.sandbox import Sandbox, make_sandbox
 from agents.tools import CoderTools
+from bot.contracts.stops import StopReason
 from tests.fakeanthropic import FakeAnthropic, ScriptItem, never_finishes, tool_call
 
 MODEL = "claude-sonnet-4-5"
@@ -155,7 +156,7 @@ async def test_coder_fixes_the_bug_runs_the_gate_and_commits(
     ]
     result, fake = await implement(checkout, script, http)
 
-    assert result.finished and result.stop_reason == "finished"
+    assert result.finished and result.stop_reason == StopReason.finished()
     assert (checkout.path / "calc.py").read_text() == FIXED
     assert [g.command for g in result.gate_results] == [GATE]
     assert result.gate_results[0].ok and "1 passed" in result.gate_results[0].stdout
@@ -201,7 +202,7 @@ async def test_gates_that_keep_failing_end_as_an_error_with_the_work_committed(
     ]
     result, _ = await implement(checkout, script, http)
     assert not result.finished
-    assert result.stop_reason == f"error:validation gates failed: {GATE}"
+    assert result.stop_reason == StopReason.error(f"validation gates failed: {GATE}")
     assert not result.gates_passed
     assert checkout.log()[0] == "Attempt 3" and (checkout.path / "notes.txt").exists()
 
@@ -213,7 +214,7 @@ async def test_a_model_that_never_finishes_stops_at_the_turn_limit_with_work_com
     budget = Budget(max_turns=6)
     result, fake = await implement(checkout, script, http, budget=budget)
 
-    assert not result.finished and result.stop_reason == "budget:turns"
+    assert not result.finished and result.stop_reason == StopReason.budget("turns")
     assert len(fake.requests) == 6 and budget.turns == 6
     assert checkout.log() == ["WIP: unfinished work on #3", "Initial commit"]
     assert (checkout.path / "calc.py").read_text() == FIXED
@@ -232,7 +233,7 @@ async def test_a_model_that_never_finishes_stops_at_the_dollar_limit_with_work_c
         checkout, script, http, budget=budget, repo_context=context, max_turns=200
     )
 
-    assert not result.finished and result.stop_reason == "budget:dollars"
+    assert not result.finished and result.stop_reason == StopReason.budget("dollars")
     assert budget.spent_usd >= 0.10 and budget.spent_usd < 0.12
     assert result.cost_usd == pytest.approx(budget.spent_usd)
     assert checkout.log()[0] == "WIP: unfinished work on #3"
@@ -441,7 +442,7 @@ async def test_a_try_stopped_by_its_budget_keeps_its_work_when_redone(
     trajectories: list[str] = []
     script = itertools.chain([FIX], never_finishes("list_files", {}))
     stopped, _ = await implement(first, script, http, max_turns=4, trajectories=trajectories)
-    assert stopped.stop_reason == "budget:turns"
+    assert stopped.stop_reason == StopReason.budget("turns")
 
     # Its worker died before the WIP commit was pushed; the budget is spent, so only a redo
     # of the recorded work can save it.
@@ -455,7 +456,7 @@ async def test_a_try_stopped_by_its_budget_keeps_its_work_when_redone(
     )
 
     assert fake.requests == []
-    assert not result.finished and result.stop_reason == "budget:turns"
+    assert not result.finished and result.stop_reason == StopReason.budget("turns")
     assert (second.path / "calc.py").read_text() == FIXED
     assert second.log()[0] == "WIP: unfinished work on #3"
 

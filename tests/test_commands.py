@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.commands import (
+from bot.contracts.commands import (
     COMMANDS,
     REPLY_MARKER,
     CommandError,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from agents.lifecycle import Outcome, Stage
+from bot.contracts.lifecycle import Outcome, Stage
 from bot.db import Feature
 from bot.github.errors import GitHubError
 from tests.e2e.harness import Bot, running_bot

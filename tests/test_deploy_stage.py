@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from agents.deploy_stage import DeployerStage, declared_inputs, dispatched_runs
-from agents.lifecycle import Outcome
+from bot.contracts.lifecycle import Outcome
 
 
 class Actions:

@@ -15,6 +15,7 @@ from agents.llm import LLMClient, LLMError, LLMUnavailable
 from agents.loop import ToolLoop, ToolOutput
 from agents.pricing import DEFAULT_PRICE, PRICES, cost_usd, price_for
 from agents.untrusted import sanitize, strip_invisible, wrap_untrusted
+from bot.contracts.stops import StopReason
 from tests.fakeanthropic import FakeAnthropic, Reply, overloaded, text, tool_call, tool_calls
 
 MODEL = "claude-sonnet-4-5"
@@ -237,7 +238,7 @@ async def test_loop_runs_tools_until_one_finishes_and_records_every_step(
         budget=Budget(),
         on_step=on_step,
     )
-    assert result.finished and result.stop_reason == "finished"
+    assert result.finished and result.stop_reason == StopReason.finished()
     assert result.finished_by is not None and result.finished_by.name == "done"
     assert [name for name, _ in tools.calls] == [
         "look",
@@ -272,7 +273,7 @@ async def test_loop_nudges_once_then_stops_when_the_model_stops_calling_tools(
         tools=CountingTools(),
         budget=Budget(),
     )
-    assert result.stop_reason == "end_turn" and not result.finished
+    assert result.stop_reason == StopReason.end_turn() and not result.finished
     assert len(fake.requests) == 2
     assert "without calling a tool" in fake.requests[1]["messages"][-1]["content"][0]["text"]
     assert result.final_text == "Really done."
@@ -289,7 +290,7 @@ async def test_loop_stops_at_its_turn_limit_and_at_a_budget_limit(
         tools=CountingTools(),
         budget=Budget(),
     )
-    assert result.stop_reason == "budget:turns" and result.turns == 3
+    assert result.stop_reason == StopReason.budget("turns") and result.turns == 3
 
     loop = ToolLoop(make_llm(fake, http), max_turns=30)
     budget = Budget(max_usd=0.0005)
@@ -299,7 +300,7 @@ async def test_loop_stops_at_its_turn_limit_and_at_a_budget_limit(
         tools=CountingTools(),
         budget=budget,
     )
-    assert result.stop_reason == "budget:dollars"
+    assert result.stop_reason == StopReason.budget("dollars")
     assert budget.spent_usd >= 0.0005 and result.cost_usd == pytest.approx(budget.spent_usd)
 
 

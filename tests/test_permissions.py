@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from bot.contracts.config import RepoConfig
+from bot.contracts.config_load import load_repo_config
 from bot.permissions import LABEL, Decision, PermissionChecker
-from bot.repo_config import RepoConfig, load_repo_config
 
 REPO = "acme/widgets"
 PERMISSIONS = {"maintainer": "maintain", "admin": "admin", "dev": "write", "reader": "read"}

@@ -22,6 +22,7 @@ from agents.planner import (
 )
 from agents.sandbox import make_sandbox
 from agents.tools import CoderTools
+from bot.contracts.stops import StopReason
 from tests.fakeanthropic import FakeAnthropic, never_finishes, text, tool_call
 
 MODEL = "claude-sonnet-4-5"
@@ -268,14 +269,14 @@ async def test_planning_that_never_submits_fails_with_its_cost(
     fake = FakeAnthropic([text("Here is my plan: do it."), text("Done.")])
     with pytest.raises(PlanningFailed) as raised:
         await make_planner(fake, http).plan(issue=ISSUE, repo_files=FILES, budget=Budget())
-    assert raised.value.stop_reason == "end_turn" and raised.value.cost_usd > 0
+    assert raised.value.stop_reason == StopReason.end_turn() and raised.value.cost_usd > 0
 
     fake = FakeAnthropic(never_finishes("list_files", {}))
     with pytest.raises(PlanningFailed) as raised:
         await make_planner(fake, http).plan(
             issue=ISSUE, repo_files=FILES, budget=Budget(max_turns=3)
         )
-    assert raised.value.stop_reason == "budget:turns"
+    assert raised.value.stop_reason == StopReason.budget("turns")
     assert len(raised.value.trajectory) == 5  # start, three turns, stop
 
 

@@ -4,16 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.commands import COMMANDS, parse_commands
-from bot.repo_config import (
-    SOURCE_DEFAULT,
-    SOURCE_ORG,
-    SOURCE_REPO,
-    ConfigError,
-    RepoConfig,
-    explain,
-    load_repo_config,
-)
+from bot.contracts.commands import COMMANDS, parse_commands
+from bot.contracts.config import RepoConfig
+from bot.contracts.config_load import explain, load_repo_config
+from bot.contracts.config_problems import SOURCE_DEFAULT, SOURCE_ORG, SOURCE_REPO, ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "factory.yml.example"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from agents.lifecycle import Outcome
-from agents.review_stage import ReviewerStage, review_marker
+from agents.review_stage import ReviewerStage
 from agents.reviewer import _ReviewTools
+from bot.contracts.lifecycle import Outcome
+from bot.contracts.markers import review as review_marker
 from bot.github.models import PostedReviewComment, SubmittedReview
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from agents.lifecycle import Outcome
+from bot.contracts.lifecycle import Outcome
 from agents.testing_stage import TesterStage, failure_feedback
 
 

@@ -1,16 +1,16 @@
 """Every route the bot answers, and the jobs each one asks for.
 
-The job function names and keyword arguments are the coordinator's arq functions: keep them
-in step. Every keyword value is plain JSON-able data.
+A job is one of the typed models of :mod:`bot.contracts.jobs`, which the worker validates its
+keyword arguments back into: a field this module does not fill is a type error here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agents.commands import parse_commands
+from bot.contracts import jobs
+from bot.contracts.commands import parse_commands
 from webhooks.context import EventContext, RouteEnv, is_bot_account
-from webhooks.jobs import JobSpec
 from webhooks.payloads import (
     Account,
     CheckRunChanged,
@@ -99,16 +99,13 @@ async def start_feature(ctx: EventContext[IssueLabeled], env: RouteEnv) -> Route
     if label.name.casefold() != trigger.casefold():
         return Ignore(f"label {label.name!r} is not the trigger label {trigger!r}")
     return [
-        JobSpec(
-            "feature_start",
-            {
-                "installation_id": _installation(ctx),
-                "repo": repo,
-                "issue_number": ctx.payload.issue.number,
-                "sender": ctx.sender_login,
-                "sender_type": ctx.sender_type,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.FeatureStart(
+            installation_id=_installation(ctx),
+            repo=repo,
+            issue_number=ctx.payload.issue.number,
+            sender=ctx.sender_login,
+            sender_type=ctx.sender_type,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -119,20 +116,17 @@ async def issue_command(ctx: EventContext[IssueCommented], env: RouteEnv) -> Rou
     if not has_command(comment.body):
         return Ignore("comment has no /factory command")
     return [
-        JobSpec(
-            "command_received",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "issue_number": ctx.payload.issue.number,
-                "is_pull_request": ctx.payload.issue.pull_request is not None,
-                "comment_id": comment.id,
-                "comment_kind": "issue",
-                "body": comment.body,
-                "sender": ctx.sender_login,
-                "sender_type": ctx.sender_type,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.CommandReceived(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            issue_number=ctx.payload.issue.number,
+            is_pull_request=ctx.payload.issue.pull_request is not None,
+            comment_id=comment.id,
+            comment_kind="issue",
+            body=comment.body,
+            sender=ctx.sender_login,
+            sender_type=ctx.sender_type,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -148,20 +142,17 @@ async def review_comment(ctx: EventContext[ReviewCommented], env: RouteEnv) -> R
     pull_request = ctx.payload.pull_request
     if has_command(comment.body):
         return [
-            JobSpec(
-                "command_received",
-                {
-                    "installation_id": _installation(ctx),
-                    "repo": ctx.payload.repository.full_name,
-                    "issue_number": pull_request.number,
-                    "is_pull_request": True,
-                    "comment_id": comment.id,
-                    "comment_kind": "review",
-                    "body": comment.body,
-                    "sender": ctx.sender_login,
-                    "sender_type": ctx.sender_type,
-                    "delivery_id": ctx.delivery_id,
-                },
+            jobs.CommandReceived(
+                installation_id=_installation(ctx),
+                repo=ctx.payload.repository.full_name,
+                issue_number=pull_request.number,
+                is_pull_request=True,
+                comment_id=comment.id,
+                comment_kind="review",
+                body=comment.body,
+                sender=ctx.sender_login,
+                sender_type=ctx.sender_type,
+                delivery_id=ctx.delivery_id,
             )
         ]
     if not is_bot_pull_request(pull_request, env):
@@ -171,21 +162,18 @@ async def review_comment(ctx: EventContext[ReviewCommented], env: RouteEnv) -> R
     if refused is not None:
         return refused
     return [
-        JobSpec(
-            "review_comment_created",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "pr_number": pull_request.number,
-                "comment_id": comment.id,
-                "in_reply_to_id": comment.in_reply_to_id,
-                "body": comment.body,
-                "path": comment.path,
-                "line": comment.line,
-                "author": author,
-                "author_type": author_type,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.ReviewCommentCreated(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            pr_number=pull_request.number,
+            comment_id=comment.id,
+            in_reply_to_id=comment.in_reply_to_id,
+            body=comment.body,
+            path=comment.path,
+            line=comment.line,
+            author=author,
+            author_type=author_type,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -201,19 +189,16 @@ async def review_submitted(ctx: EventContext[ReviewSubmitted], env: RouteEnv) ->
     if refused is not None:
         return refused
     return [
-        JobSpec(
-            "review_submitted",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "pr_number": pull_request.number,
-                "review_id": review.id,
-                "state": review.state,
-                "body": review.body,
-                "reviewer": reviewer,
-                "reviewer_type": reviewer_type,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.ReviewSubmitted(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            pr_number=pull_request.number,
+            review_id=review.id,
+            state=review.state,
+            body=review.body,
+            reviewer=reviewer,
+            reviewer_type=reviewer_type,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -224,16 +209,13 @@ async def pr_closed(ctx: EventContext[PullRequestChanged], env: RouteEnv) -> Rou
     if not is_bot_pull_request(pull_request, env):
         return Ignore("closed pull request was not opened by the bot")
     return [
-        JobSpec(
-            "pr_closed",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "pr_number": pull_request.number,
-                "merged": bool(pull_request.merged),
-                "head_ref": pull_request.head.ref,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.PullRequestClosed(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            pr_number=pull_request.number,
+            merged=bool(pull_request.merged),
+            head_ref=pull_request.head.ref,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -244,16 +226,13 @@ async def pr_synchronized(ctx: EventContext[PullRequestChanged], env: RouteEnv) 
     if not is_bot_pull_request(pull_request, env):
         return Ignore("pushed pull request was not opened by the bot")
     return [
-        JobSpec(
-            "pr_synchronized",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "pr_number": pull_request.number,
-                "head_sha": pull_request.head.sha,
-                "sender": ctx.sender_login,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.PullRequestSynchronized(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            pr_number=pull_request.number,
+            head_sha=pull_request.head.sha,
+            sender=ctx.sender_login,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -268,21 +247,18 @@ async def check_rerequested(ctx: EventContext[CheckRunChanged], env: RouteEnv) -
         return Ignore(f"check run {check_run.name!r} belongs to another app")
     requested = ctx.payload.requested_action
     return [
-        JobSpec(
-            "check_rerequested",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "check_run_id": check_run.id,
-                "name": check_run.name,
-                "head_sha": check_run.head_sha,
-                "external_id": check_run.external_id,
-                "action_identifier": requested.identifier if requested is not None else None,
-                # Who pressed the button: the worker checks their permission.
-                "sender": ctx.sender_login,
-                "sender_type": ctx.sender_type,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.CheckRunRerequested(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            check_run_id=check_run.id,
+            check_name=check_run.name,
+            head_sha=check_run.head_sha,
+            external_id=check_run.external_id,
+            action_identifier=requested.identifier if requested is not None else None,
+            # Who pressed the button: the worker checks their permission.
+            sender=ctx.sender_login,
+            sender_type=ctx.sender_type,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -295,16 +271,13 @@ async def check_suite_rerequested(
     if suite.app is None or env.app_id is None or suite.app.id != env.app_id:
         return Ignore("check suite belongs to another app")
     return [
-        JobSpec(
-            "check_suite_rerequested",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "head_sha": suite.head_sha,
-                "sender": ctx.sender_login,
-                "sender_type": ctx.sender_type,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.CheckSuiteRerequested(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            head_sha=suite.head_sha,
+            sender=ctx.sender_login,
+            sender_type=ctx.sender_type,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -325,23 +298,20 @@ async def workflow_run_completed(
             "the bot follows only its own runs and its branches"
         )
     return [
-        JobSpec(
-            "workflow_run_completed",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "run_id": run.id,
-                "workflow_id": run.workflow_id,
-                "name": run.name,
-                "path": run.path,
-                "head_branch": run.head_branch,
-                "head_sha": run.head_sha,
-                "conclusion": run.conclusion,
-                "event": run.event,
-                "sender": ctx.sender_login,
-                "sender_type": ctx.sender_type,
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.WorkflowRunCompleted(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            run_id=run.id,
+            workflow_id=run.workflow_id,
+            workflow_name=run.name,
+            path=run.path,
+            head_branch=run.head_branch,
+            head_sha=run.head_sha,
+            conclusion=run.conclusion,
+            event=run.event,
+            sender=ctx.sender_login,
+            sender_type=ctx.sender_type,
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -353,18 +323,15 @@ async def knowledge_refresh(ctx: EventContext[Pushed], env: RouteEnv) -> RouteRe
     if default_branch is None or push.ref != f"refs/heads/{default_branch}":
         return Ignore(f"push to {push.ref}, not the default branch {default_branch!r}")
     return [
-        JobSpec(
-            "knowledge_refresh",
-            {
-                "installation_id": _installation(ctx),
-                "repo": ctx.payload.repository.full_name,
-                "before": push.before,
-                "after": push.after,
-                "added": _union(commit.added for commit in push.commits),
-                "modified": _union(commit.modified for commit in push.commits),
-                "removed": _union(commit.removed for commit in push.commits),
-                "delivery_id": ctx.delivery_id,
-            },
+        jobs.KnowledgeRefresh(
+            installation_id=_installation(ctx),
+            repo=ctx.payload.repository.full_name,
+            before=push.before,
+            after=push.after,
+            added=_union(commit.added for commit in push.commits),
+            modified=_union(commit.modified for commit in push.commits),
+            removed=_union(commit.removed for commit in push.commits),
+            delivery_id=ctx.delivery_id,
         )
     ]
 
@@ -410,25 +377,22 @@ async def installation_repositories_changed(
 def _installation_job(
     ctx: EventContext[InstallationChanged] | EventContext[InstallationRepositoriesChanged],
     *,
-    added: list[dict[str, object]],
-    removed: list[dict[str, object]],
-) -> JobSpec:
+    added: list[jobs.RepositoryRef],
+    removed: list[jobs.RepositoryRef],
+) -> jobs.InstallationChanged:
     account = ctx.payload.installation.account
-    return JobSpec(
-        "installation_changed",
-        {
-            "installation_id": ctx.payload.installation.id,
-            "action": ctx.action,
-            "account": account.login if account is not None else None,
-            "repositories_added": added,
-            "repositories_removed": removed,
-            "delivery_id": ctx.delivery_id,
-        },
+    return jobs.InstallationChanged(
+        installation_id=ctx.payload.installation.id,
+        action=ctx.action,
+        account=account.login if account is not None else None,
+        repositories_added=added,
+        repositories_removed=removed,
+        delivery_id=ctx.delivery_id,
     )
 
 
-def _summaries(repositories: Iterable[RepositorySummary]) -> list[dict[str, object]]:
-    return [{"id": repo.id, "full_name": repo.full_name} for repo in repositories]
+def _summaries(repositories: Iterable[RepositorySummary]) -> list[jobs.RepositoryRef]:
+    return [jobs.RepositoryRef(id=repo.id, full_name=repo.full_name) for repo in repositories]
 
 
 def _union(lists: Iterable[list[str]]) -> list[str]:

@@ -6,13 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.contracts.jobs import Job
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """An arq function name and its keyword arguments (plain JSON-able values only)."""
-
-    function: str
-    kwargs: Mapping[str, Any]
+# What a route returns for each piece of work: a typed job model (see bot.contracts.jobs).
+JobSpec = Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +26,8 @@ def job_id(delivery_id: str, function: str, index: int) -> str:
     return f"{delivery_id}:{function}:{index}"
 
 
-def plan_jobs(delivery_id: str, specs: Sequence[JobSpec]) -> list[PlannedJob]:
+def plan_jobs(delivery_id: str, specs: Sequence[Job]) -> list[PlannedJob]:
     return [
-        PlannedJob(job_id(delivery_id, spec.function, index), spec.function, spec.kwargs)
+        PlannedJob(job_id(delivery_id, spec.function, index), spec.function, spec.kwargs())
         for index, spec in enumerate(specs)
     ]

@@ -14,7 +14,7 @@ import signal
 import time
 from pathlib import Path
 
-from agents.lifecycle import Outcome, Stage
+from bot.contracts.lifecycle import Outcome, Stage
 from agents.stages import StepContext, StepResult
 from agents.workspace import branch_name
 

@@ -32,7 +32,7 @@ from arq.constants import default_queue_name, in_progress_key_prefix
 from arq.jobs import Job
 from sqlalchemy import func, select
 
-from agents.lifecycle import Outcome, Stage
+from bot.contracts.lifecycle import Outcome, Stage
 from agents.review_feedback import review_feedback
 from agents.stages import StepContext, StepResult
 from bot.db import AuditEvent, Feature, Task, WebhookDelivery

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
 
+from bot.contracts import markers
+
 COMMAND_PREFIX = "/factory"
-REPLY_MARKER = "<!-- agent-factory:reply -->"
+REPLY_MARKER = markers.REPLY
 
 # Stages whose agents may not exist yet or may be switched off in `.github/factory.yml`.
 GATED_STAGES: frozenset[str] = frozenset({"review", "test", "deploy"})
@@ -238,10 +240,12 @@ def help_text(
             "",
             *rows,
             "",
-            "Put each command at the start of its own line; arguments are the rest of that "
-            "line. Several commands in one comment run in order. Lines in code blocks or "
-            "quotes are ignored. The repository's `.github/factory.yml` may restrict who "
-            "may use each command.",
+            (
+                "Put each command at the start of its own line; arguments are the rest of that "
+                "line. Several commands in one comment run in order. Lines in code blocks or "
+                "quotes are ignored. The repository's `.github/factory.yml` may restrict who "
+                "may use each command."
+            ),
         ]
     )
 

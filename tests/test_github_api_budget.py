@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
 from bot.github import GitHubApp, RepoClient
+from bot.github.conditional import ConditionalTransport, EtagStore
 from bot.github.models import repo_info_from_payload
 from tests.fakegithub import BOT_LOGIN, FakeGitHub, serve
 
@@ -338,3 +340,24 @@ async def test_repository_metadata_is_read_once_per_client_or_taken_from_the_web
     assert known.default_branch == payload["repository"]["default_branch"]
     assert read[0] == read[1] == read[2] and read[0].full_name == REPO
     assert calls("GET", "/repos/{owner}/{repo}") == [200]
+
+
+async def test_an_unreachable_cache_leaves_requests_unconditional(
+    calls: Calls, fake: FakeGitHub, installation: int
+) -> None:
+    # Nothing listens on port 9 (discard) here: every Redis call fails.
+    dead = aioredis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.5)
+    store = EtagStore(dead, key_prefix="unreachable")
+    transport = ConditionalTransport(httpx.AsyncHTTPTransport(), store, scope=str(installation))
+    number = fake.create_issue(REPO, "No cache")
+    headers = {"authorization": f"token {fake.mint_token(installation)}"}
+    try:
+        async with httpx.AsyncClient(transport=transport, headers=headers) as http:
+            answers = [
+                await http.get(f"{fake.api_url}/repos/{REPO}/issues/{number}") for _ in range(2)
+            ]
+    finally:
+        await dead.aclose()
+
+    assert [a.json()["title"] for a in answers] == ["No cache", "No cache"]
+    assert calls("GET", ISSUE) == [200, 200]

@@ -29,7 +29,6 @@ from knowledge.chunking import chunk_file, skip_reason_for_content, skip_reason_
 from knowledge.learning import PullRequestOutcome
 from knowledge.service import KnowledgeService
 from knowledge.store import Entry, EntryMetadata, Kind
-from knowledge.tokens import query_terms
 
 REPO = "bench/large"
 OTHER = "bench/other"
@@ -197,7 +196,7 @@ def time_queries(service: KnowledgeService, query_count: int) -> None:
     parts: dict[str, list[float]] = {"BM25 files+chunks": [], "dense code+docs": [], "lessons": []}
     for query in queries[3:]:
         vector = service.embedder.embed([query])[0]
-        terms = query_terms(query)
+        terms = service.retriever.query_terms(REPO, query)
         started = time.perf_counter()
         service.lexical.search_files(REPO, terms, 100)
         service.lexical.search_chunks(REPO, terms, 300)
@@ -222,6 +221,13 @@ def time_queries(service: KnowledgeService, query_count: int) -> None:
         f"(query embedding alone: p50 {_ms(embed_timings, 0.5):.1f} ms, p95 {_ms(embed_timings, 0.95):.1f} ms); "
         f"context ~{statistics.mean(sizes):.0f} tokens"
     )
+    print(f"peak RSS of this process (model loaded): {_peak_rss_mb():.0f} MB")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _ms(values: list[float], quantile: float) -> float:

@@ -188,6 +188,9 @@ def main() -> int:
     parser.add_argument("--split", default="all", help="only rows of this split (default: all)")
     parser.add_argument("--repository", action="append", help="only rows of this repository")
     parser.add_argument(
+        "--tree", action="append", help="only rows whose checkout folder has this name"
+    )
+    parser.add_argument(
         "--workdir",
         type=Path,
         help="where to keep the indexes (default: a temp dir); reused indexes skip unchanged files",
@@ -206,6 +209,7 @@ def main() -> int:
         for p in load_problems(arguments.data)
         if arguments.split in ("all", p.split)
         and (not arguments.repository or p.repository in arguments.repository)
+        and (not arguments.tree or p.repo_dir.name in arguments.tree)
     ]
     missing = sorted({str(p.repo_dir) for p in problems if not p.repo_dir.is_dir()})
     if missing:

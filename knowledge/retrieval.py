@@ -98,6 +98,7 @@ class _Named:
     reason: str
     line: int | None = None
     symbol: str | None = None
+    strength: float = 1.0  # 0..1: how much of its ranking's weight this entry earns
 
 
 class HybridRetriever:
@@ -238,7 +239,7 @@ class HybridRetriever:
             if weight <= 0:
                 continue
             for rank, named in enumerate(ranking(), 1):
-                candidate = credit(named.path, rank, weight)
+                candidate = credit(named.path, rank, weight * named.strength)
                 candidate.reasons.insert(0, named.reason)
                 if named.line is not None:
                     candidate.frame_lines.append(named.line)
@@ -255,7 +256,8 @@ class HybridRetriever:
             role = role_of(candidate.path)
             if role is Role.META and not candidate.named:
                 continue  # templates, CI and bot config: only when the issue names them
-            if self._sources_first and role in RELATED_ROLES and not candidate.named:
+            # A test the issue names is still a test: the fix is rarely there.
+            if self._sources_first and (role in RELATED_ROLES or role is Role.META):
                 if len(related) < max(k, self._max_related):
                     related.append(candidate)
             elif len(sources) < k:
@@ -292,7 +294,12 @@ class HybridRetriever:
 
     def _modules(self, repo: str, signals: QuerySignals) -> list[_Named]:
         found: dict[str, _Named] = {}
-        for dotted in signals.modules:
+        # `django.db` says less than `django.db.models.fields` in the same report: keep the most
+        # specific names only.
+        specific = [
+            d for d in signals.modules if not any(o.startswith(f"{d}.") for o in signals.modules)
+        ]
+        for dotted in specific:
             matches = self._lexical.paths_ending_with(repo, module_path_candidates(dotted))
             for paths in matches.values():
                 for path in paths:
@@ -325,6 +332,11 @@ class HybridRetriever:
             return []
         keys = {symbol: (word_tokens(symbol) or (symbol.lower(),))[-1] for symbol in files}
         frequencies, total = self._lexical.document_frequencies(repo, keys.values())
+        # A compound name (`OneHotEncoder`, `display_for_field`) earns the ranking's whole
+        # weight however often the code mentions it; a plain word (`query`, `label`) only as
+        # much as it is rare in this repository.
+        full = math.log(1 + max(total, 1))
+        strength: dict[str, float] = {}
         scores: dict[str, float] = {}
         best: dict[str, tuple[float, str]] = {}
         for symbol, paths in files.items():
@@ -332,14 +344,22 @@ class HybridRetriever:
             if len(sources) > _MAX_FILES_PER_SYMBOL or len(paths) > 3 * _MAX_FILES_PER_SYMBOL:
                 continue
             df = max(1, frequencies.get(keys[symbol], 1))
-            weight = math.log(1 + total / df) / max(1, len(sources))
+            idf = math.log(1 + total / df)
+            weight = idf / max(1, len(sources))
+            sure = 1.0 if len(word_tokens(symbol)) > 1 else min(1.0, idf / full)
             for path in paths:
                 scores[path] = scores.get(path, 0.0) + weight
+                strength[path] = max(strength.get(path, 0.0), sure)
                 if weight > best.get(path, (0.0, ""))[0]:
                     best[path] = (weight, symbol)
         ordered = sorted(scores, key=lambda p: (-scores[p], p))
         return [
-            _Named(path, reason.format(symbol=best[path][1]), symbol=best[path][1])
+            _Named(
+                path,
+                reason.format(symbol=best[path][1]),
+                symbol=best[path][1],
+                strength=strength[path],
+            )
             for path in ordered
         ]
 

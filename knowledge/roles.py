@@ -45,7 +45,9 @@ _DOC_DIRS = frozenset({"doc", "docs", "documentation", "man"})
 _EXAMPLE_DIRS = frozenset(
     {"examples", "example", "tutorials", "galleries", "gallery", "samples", "benchmarks", "asv_bench"}
 )
-_DOC_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc"})
+# Translation catalogues and legal or release notes are text about the code, not code.
+_DOC_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc", ".po", ".pot"})
+_DOC_NAMES = ("license", "licence", "copying", "authors", "notice", "changelog", "changes", "history")
 
 
 def role_of(path: str) -> Role:
@@ -67,6 +69,10 @@ def role_of(path: str) -> Role:
         return Role.TEST
     if directories and directories[0] in _EXAMPLE_DIRS:
         return Role.EXAMPLE
-    if (directories and directories[0] in _DOC_DIRS) or pure.suffix.lower() in _DOC_SUFFIXES:
+    if (
+        (directories and directories[0] in _DOC_DIRS)
+        or pure.suffix.lower() in _DOC_SUFFIXES
+        or name.startswith(_DOC_NAMES)
+    ):
         return Role.DOCS
     return Role.SOURCE

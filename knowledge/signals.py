@@ -203,15 +203,41 @@ def named_symbols(text: str) -> list[str]:
     for dotted in _DOTTED.findall(parts.prose):
         symbols.extend(dotted.split(".")[1:])
     for block in parts.blocks:
+        # A traceback's frames point at files on their own; the calls they quote are not leads.
+        block = _without_frames(block)
         for imported in _IMPORTED.findall(block):
             symbols.extend(_IDENTIFIER.findall(imported))
         symbols.extend(_ATTRIBUTE.findall(block))
         symbols.extend(_CALL.findall(block))
+    short = {  # `Q`, `F`: short class names are code when the issue writes them as code
+        s
+        for s in [*(n for span in parts.spans for n in _IDENTIFIER.findall(span))]
+        + [n for block in parts.blocks for n in _CALL.findall(block)]
+        if s[:1].isupper() and len(s) < 3
+    }
     return [
         s
         for s in symbols
-        if len(s) >= 3 and not s.isdigit() and s not in own and s.lower() not in STOP_SYMBOLS
+        if (len(s) >= 3 or s in short)
+        and not s.isdigit()
+        and s not in own
+        and s.lower() not in STOP_SYMBOLS
     ]
+
+
+def _without_frames(block: str) -> str:
+    kept: list[str] = []
+    after_frame = False
+    for line in block.splitlines():
+        if _PY_FRAME.search(line):
+            after_frame = True
+            continue
+        if after_frame and line.startswith((" ", "\t")) and line.strip():
+            after_frame = False
+            continue  # the source line Python prints under a frame
+        after_frame = False
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def module_path_candidates(dotted: str) -> tuple[str, ...]:

@@ -77,6 +77,7 @@ class Tally:
     mints: int
     git_requests: int
     state: str
+    trace: tuple[RecordedRequest, ...] = ()
 
     @property
     def total(self) -> int:
@@ -97,7 +98,8 @@ def tally(requests: Sequence[RecordedRequest], state: str) -> Tally:
         if r.method == "POST" and r.route == MINT_ROUTE:
             mints += 1
         calls[(r.method, r.route or f"{r.path} (no route)", r.status)] += 1
-    return Tally(calls, mints, git, state)
+    rest = tuple(r for r in requests if ".git/" not in r.path)
+    return Tally(calls, mints, git, state, rest)
 
 
 async def complete_deploys(bot: Bot, stop: asyncio.Event) -> None:
@@ -195,6 +197,9 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--trace", action="store_true", help="also list every REST call in the order made"
+    )
     args = parser.parse_args()
     with claimed_redis_db() as redis_url:
         result = asyncio.run(measure(redis_url, args.poll, args.timeout))
@@ -218,6 +223,10 @@ def main() -> None:
             )
         )
     else:
+        if args.trace:
+            for i, r in enumerate(result.trace, 1):
+                print(f"{i:>4}  {r.method:<6} {r.path}  {r.status}")
+            print()
         print(render(result))
 
 

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -77,7 +77,7 @@ class Tally:
     mints: int
     git_requests: int
     state: str
-    trace: tuple[RecordedRequest, ...] = ()
+    trace: tuple[RecordedRequest, ...] = field(default=(), repr=False)
 
     @property
     def total(self) -> int:

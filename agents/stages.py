@@ -10,35 +10,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agents.toolbox import Toolbox
+from bot.contracts.config import RepoConfig
 from bot.contracts.lifecycle import Outcome, Stage
+from bot.contracts.runs import FeatureView
+from bot.github import RepoClient
 
-
-@dataclass(frozen=True)
-class FeatureView:
-    """A read-only snapshot of the feature a step works on."""
-
-    id: int
-    installation_id: int
-    repository: str
-    issue_number: int
-    round: int
-    branch: str | None
-    pr_number: int | None
-    head_sha: str | None
-    plan: Mapping[str, Any] | None
-    triggered_by: str | None
-    guidance: str | None = None
-    cost_usd: float = 0.0
-    tokens: int = 0
-    plan_comment_id: int | None = None
-
-    @property
-    def owner(self) -> str:
-        return self.repository.split("/", 1)[0]
-
-    @property
-    def name(self) -> str:
-        return self.repository.split("/", 1)[1]
+__all__ = ["FeatureView", "Recorder", "StageAgent", "StepContext", "StepResult"]
 
 
 @dataclass
@@ -55,8 +33,18 @@ class StepResult:
 
 
 class Recorder(Protocol):
-    async def __call__(self, **fields: Any) -> None:
-        """Persist facts about the feature at once (branch, pr_number, head_sha, plan, ...)."""
+    """Store facts about the run at once; a fact left out (None) stays as it is."""
+
+    async def __call__(
+        self,
+        *,
+        branch: str | None = None,
+        pr_number: int | None = None,
+        head_sha: str | None = None,
+        plan: Mapping[str, Any] | None = None,
+        plan_comment_id: int | None = None,
+        guidance: str | None = None,
+    ) -> None: ...
 
 
 async def _no_checkpoint(trajectory: list[dict[str, Any]]) -> None:
@@ -68,14 +56,13 @@ class StepContext:
     feature: FeatureView
     stage: Stage
     attempt: int
-    # The objects below are typed loosely here to keep this module free of heavy imports;
-    # each stage module narrows them.
-    github: Any  # bot.github RepoClient for this repository
-    config: Any  # bot.repo_config.RepoConfig
-    tools: Any  # agents.toolbox.Toolbox: llm, sandbox, workspaces, knowledge
-    record: Callable[..., Awaitable[None]]
+    # The repository's client for this job: it reads the repository's metadata once.
+    github: RepoClient
+    # `.github/factory.yml` from the default branch, read once for the job.
+    config: RepoConfig
+    tools: Toolbox
+    record: Recorder
     progress: Callable[[str], Awaitable[None]]
-    budget: Any = None
     # Hand an agent loop's trajectory here after every turn (as `on_step`): it is stored with the
     # task and its spending counted at once, so a worker that dies mid-step loses neither.
     checkpoint: Callable[[list[dict[str, Any]]], Awaitable[None]] = _no_checkpoint

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from agents.budget import Budget
 from agents.llm import LLMClient
 from agents.sandbox import Sandbox
-from agents.stages import FeatureView
 from agents.workspace import Workspace
+from bot.contracts.config import RepoConfig
+from bot.contracts.runs import FeatureView
 
 # (installation id, clone url) -> an unopened Workspace; the caller enters it.
 WorkspaceFactory = Callable[[int, str], Awaitable[Workspace]]
@@ -41,7 +41,7 @@ class Toolbox:
         return await self.knowledge(repository, query)
 
 
-def feature_budget(config: Any, feature: FeatureView) -> Budget:
+def feature_budget(config: RepoConfig, feature: FeatureView) -> Budget:
     """The run's remaining budget: the repository's limits less what earlier steps spent."""
     limits = config.budgets
     return Budget(

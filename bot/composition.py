@@ -1,4 +1,4 @@
-"""The worker's object graph: GitHub App, model, sandbox, workspaces, coordinator, handlers.
+"""The worker's object graph: GitHub App, model, sandbox, workspaces, store, coordinator, handlers.
 
 Built once per worker process from :class:`Services`; every external thing can be replaced by
 an argument (a GitHub transport, an Anthropic HTTP client, scripted stage agents) so tests run
@@ -7,39 +7,41 @@ the same graph against the fake GitHub and a fake Messages API.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from agents.code_stage import CoderStage
 from agents.deploy_stage import DeployerStage
-from agents.coordinator import Coordinator, CoordinatorConfig
-from agents.events import Asker, EventHandlers
-from bot.contracts.lifecycle import Stage
-from agents.liveness import Liveness
 from agents.llm import LLMClient
 from agents.plan_stage import PlannerStage
 from agents.review_stage import ReviewerStage
-from agents.runtime import Runtime
 from agents.sandbox import SandboxProvider
 from agents.stages import StageAgent
-from agents.stages import FeatureView
 from agents.testing_stage import TesterStage
 from agents.toolbox import Toolbox
 from agents.workspace import GitAuthor, Workspace
+from bot.contracts.lifecycle import Stage
 from bot.github.app import GitHubApp
-from bot.github.errors import GitHubNotFound
-from bot.knowledge_jobs import KnowledgeJobs
-from bot.permissions import WRITE_LEVELS, PermissionChecker
-from bot.services import Services
+from bot.orchestration.context import JobContext, OrgRepositories
+from bot.orchestration.coordinator import Coordinator, CoordinatorConfig
+from bot.orchestration.knowledge import KnowledgeJobs
+from bot.orchestration.liveness import Liveness
+from bot.orchestration.progress import Progress
+from bot.orchestration.projector import StatusProjector
+from bot.orchestration.retry import RetryPolicy
+from bot.orchestration.services import Asker, JobServices
+from bot.orchestration.steps import StepRunner
+from bot.permissions import PermissionChecker
 from bot.sandboxing import sandbox_options
+from bot.services import Services
 from bot.settings import PUBLIC_GITHUB_API, Settings, SettingsError
+from bot.store.repositories import RepositoryStore
+from bot.store.runs import RunStore
 from knowledge.service import KnowledgeService
 
 log = logging.getLogger(__name__)
@@ -64,13 +66,15 @@ def web_url(api_url: str) -> str:
 
 @dataclass
 class WorkerParts:
-    coordinator: Coordinator
-    handlers: EventHandlers
+    services: JobServices
     liveness: Liveness
     github_app: GitHubApp
     llm: LLMClient
-
     knowledge: KnowledgeService | None = None
+
+    @property
+    def coordinator(self) -> Coordinator:
+        return self.services.coordinator
 
     async def aclose(self) -> None:
         await self.llm.aclose()
@@ -147,70 +151,80 @@ async def build_worker_parts(
         )
 
     stage_agents = dict(agents) if agents is not None else default_agents()
+    available = frozenset(stage_agents)
+    # Pub/sub channels, status locks and caches are shared by every database of a Redis
+    # server: the app's id keeps two bots (two apps) on one server apart.
+    prefix = f"factory:{settings.app_id}"
+    orgs = OrgRepositories(services.redis, key_prefix=prefix)
+
+    def contexts(installation_id: int, repository: str) -> JobContext:
+        return JobContext(
+            installation_id=installation_id,
+            repository=repository,
+            clients=github_app,
+            available=available,
+            orgs=orgs,
+        )
+
+    runs = RunStore(services.db)
+    repositories = RepositoryStore(services.db)
+    permissions = PermissionChecker(redis=services.redis)
     toolbox = Toolbox(llm=llm, sandbox_for=sandbox.for_workspace, workspace=workspace)
-    runtime = Runtime(
-        github=github_app,
-        tools=toolbox,
-        available=frozenset(stage_agents),
-        server_url=web_url(settings.github_api_url),
-    )
-
-    async def fetch_permission(repo: str, login: str) -> str:
-        gh = await runtime.repo(await _installation_of(github_app, repo), repo)
-        with contextlib.suppress(GitHubNotFound):
-            return str((await gh.get_permission(login)).permission)
-        return "none"
-
-    permissions = PermissionChecker(fetch_permission, redis=services.redis)
-
-    async def may_teach(repo: str, login: str) -> bool:
-        return await permissions.permission(repo, login) in WRITE_LEVELS
-
-    jobs = (
-        KnowledgeJobs(knowledge_service, runtime, services.db, workspace, may_teach=may_teach)
+    knowledge = (
+        KnowledgeJobs(knowledge_service, runs, repositories, permissions, workspace, contexts)
         if knowledge_service is not None
         else None
     )
-    if jobs is not None:
-        toolbox.knowledge = jobs.context_for
+    if knowledge is not None:
+        toolbox.knowledge = knowledge.context_for
 
-    async def remember_failure(feature: FeatureView, stage: Stage, error: str) -> None:
-        if jobs is not None:
-            gh = await runtime.repo(feature.installation_id, feature.repository)
-            issue = await gh.get_issue(feature.issue_number)
-            await jobs.remember_failure(
-                feature.repository, stage.value, error, issue.title, issue.number
-            )
-
+    progress = Progress(services.redis, channel_prefix=prefix)
     liveness = Liveness(services.redis)
-    coordinator = Coordinator(
-        db=services.db,
-        queue=services.redis,
-        agents=stage_agents,
-        open_repo=runtime.open_repo,
+    projector = StatusProjector(
+        store=runs,
+        redis=services.redis,
         liveness=liveness,
+        contexts=contexts,
+        server_url=web_url(settings.github_api_url),
+        key_prefix=prefix,
+    )
+    steps = StepRunner(
+        agents=stage_agents,
+        tools=toolbox,
+        store=runs,
+        publish=progress.publish,
+        retry=RetryPolicy(),
+        timeout_s=settings.job_timeout_s,
+    )
+    coordinator = Coordinator(
+        store=runs,
+        queue=services.redis,
+        steps=steps,
+        projector=projector,
+        progress=progress,
+        liveness=liveness,
+        contexts=contexts,
         config=CoordinatorConfig(
-            max_rounds=settings.max_rounds,
             max_concurrent_runs=settings.max_concurrent_runs,
             job_timeout_s=settings.job_timeout_s,
-            server_url=web_url(settings.github_api_url),
-            channel_prefix=f"factory:{settings.app_id}",
         ),
-        on_step_failed=remember_failure,
+        on_step_failed=knowledge.remember_failure if knowledge is not None else None,
     )
-
-    handlers = EventHandlers(
+    job_services = JobServices(
         coordinator=coordinator,
-        runtime=runtime,
+        projector=projector,
+        runs=runs,
+        repositories=repositories,
         permissions=permissions,
-        db=services.db,
-        ask=ask or (jobs.ask if jobs is not None else None),
-        learn=jobs.learn if jobs is not None else None,
-        refresh_knowledge=jobs.refresh if jobs is not None else None,
+        clients=github_app,
+        orgs=orgs,
+        available=available,
+        default_trigger_label=settings.trigger_label,
+        knowledge=knowledge,
+        ask=ask,
     )
     return WorkerParts(
-        coordinator=coordinator,
-        handlers=handlers,
+        services=job_services,
         liveness=liveness,
         github_app=github_app,
         llm=llm,
@@ -228,8 +242,3 @@ def open_knowledge(settings: Settings) -> KnowledgeService:
         chroma_url=settings.chroma_url,
         model_path=settings.embedding_model,
     )
-
-
-async def _installation_of(github_app: GitHubApp, repo: str) -> int:
-    owner, name = repo.split("/", 1)
-    return await github_app.installation_id_for(owner, name)

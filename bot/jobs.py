@@ -1,91 +1,92 @@
-"""The arq job functions: thin adapters from a queued job to the coordinator and handlers.
+"""The arq job functions: thin adapters from a queued job to its typed handler.
 
-Every function takes arq's ``ctx``; the worker's ``on_startup`` puts the ``EventHandlers``
-and the ``Coordinator`` there. Transient GitHub failures become ``Retry`` with backoff;
-anything else fails the job and is logged with the delivery id.
+Every function takes arq's ``ctx``; the worker's ``on_startup`` puts the :class:`WorkerParts`
+there. A delivery job's keyword arguments are validated back into its model, the job gets its
+own :class:`JobContext` (its installation from the delivery) and the log lines it writes carry
+the delivery. A passing failure (GitHub 5xx, rate limit) becomes ``Retry`` under the one retry
+policy; anything else fails the job.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arq import Retry
 
-from agents.coordinator import transient_delay
-from bot.contracts.lifecycle import Stage
+from bot.contracts.jobs import RepositoryJob, RunStep
+from bot.logging import log_context
+from bot.orchestration.handlers import build_job_router
+from bot.orchestration.registry import JobRoute
+from bot.orchestration.retry import RetryPolicy
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.composition import WorkerParts
 
+JobContext = dict[str, Any]
 JobFunction = Callable[..., Awaitable[Any]]
 
-
-def _event_job(name: str) -> JobFunction:
-    async def job(ctx: dict[str, Any], **kwargs: Any) -> Any:
-        handlers = ctx.get("handlers")
-        if handlers is None:
-            raise RuntimeError(
-                f"{name} needs GitHub access: set FACTORY_APP_ID and FACTORY_PRIVATE_KEY "
-                "(or FACTORY_PRIVATE_KEY_PATH) and restart the worker"
-            )
-        try:
-            return await getattr(handlers, name)(**kwargs)
-        except Exception as exc:
-            delay = transient_delay(exc)
-            if delay is None or ctx.get("job_try", 1) >= 5:
-                raise
-            log.warning("%s: transient failure, retrying in %.0fs: %s", name, delay, exc)
-            raise Retry(defer=delay * ctx.get("job_try", 1)) from exc
-
-    job.__name__ = job.__qualname__ = name
-    return job
+RETRY = RetryPolicy()
 
 
-async def run_step(ctx: dict[str, Any], *, feature_id: int, stage: str, round: int, attempt: int) -> str:
-    coordinator = ctx.get("coordinator")
-    if coordinator is None:
-        raise RuntimeError("run_step needs GitHub access: set FACTORY_APP_ID and FACTORY_PRIVATE_KEY")
-    try:
-        return await coordinator.run_step(
-            feature_id=feature_id,
-            stage=Stage(stage),
-            round_=round,
-            attempt=attempt,
-            job_id=ctx["job_id"],
-            job_try=ctx.get("job_try", 1),
+def _parts(ctx: JobContext, function: str) -> WorkerParts:
+    parts: WorkerParts | None = ctx.get("parts")
+    if parts is None:
+        raise RuntimeError(
+            f"{function} needs GitHub access: set FACTORY_APP_ID and FACTORY_PRIVATE_KEY "
+            "(or FACTORY_PRIVATE_KEY_PATH) and restart the worker"
         )
+    return parts
+
+
+async def _retrying(ctx: JobContext, work: Awaitable[Any]) -> Any:
+    try:
+        return await work
     except Retry:
         raise
     except Exception as exc:
-        delay = transient_delay(exc)
-        if delay is None or ctx.get("job_try", 1) >= 5:
+        delay = RETRY.defer(exc, ctx.get("job_try", 1))
+        if delay is None:
             raise
-        raise Retry(defer=delay * ctx.get("job_try", 1)) from exc
+        raise Retry(defer=delay) from exc
 
 
-async def reconcile(ctx: dict[str, Any]) -> int:
-    return int(await ctx["coordinator"].reconcile())
+def delivery_job(route: JobRoute[Any]) -> JobFunction:
+    """The arq function for one kind of delivery job."""
+
+    async def job(ctx: JobContext, **kwargs: Any) -> Any:
+        parts = _parts(ctx, route.function)
+        model = route.parse(kwargs)
+        repository = model.repo if isinstance(model, RepositoryJob) else ""
+        context = parts.services.context(model.installation_id, repository)
+        with log_context(
+            delivery_id=model.delivery_id,
+            installation_id=model.installation_id,
+            repository=repository or None,
+            job_id=ctx.get("job_id"),
+        ):
+            return await _retrying(ctx, route(model, context, parts.services))
+
+    job.__name__ = job.__qualname__ = route.function
+    return job
 
 
-EVENT_JOBS = (
-    "feature_start",
-    "command_received",
-    "review_submitted",
-    "review_comment_created",
-    "pr_closed",
-    "pr_synchronized",
-    "check_rerequested",
-    "check_suite_rerequested",
-    "workflow_run_completed",
-    "knowledge_refresh",
-    "installation_changed",
-)
+async def run_step(ctx: JobContext, **kwargs: Any) -> str:
+    step = RunStep.model_validate(kwargs)
+    coordinator = _parts(ctx, RunStep.function).services.coordinator
+    with log_context(feature_id=step.feature_id, job_id=ctx.get("job_id")):
+        work = coordinator.run_step(step, job_id=ctx["job_id"], job_try=ctx.get("job_try", 1))
+        return str(await _retrying(ctx, work))
+
+
+async def reconcile(ctx: JobContext) -> int:
+    return await _parts(ctx, "reconcile").services.coordinator.reconcile()
+
 
 JOB_FUNCTIONS: tuple[JobFunction, ...] = (
-    *(_event_job(name) for name in EVENT_JOBS),
+    *(delivery_job(route) for route in build_job_router()),
     run_step,
     reconcile,
 )
 
-__all__ = ["EVENT_JOBS", "JOB_FUNCTIONS"]
+__all__ = ["JOB_FUNCTIONS"]

@@ -11,14 +11,14 @@ Rules, in order:
    `org/team-slug` teams; it never widens rule 2.
 
 Events that start, resume or steer work follow the same rules as the command they amount to
-(see `agents.events`): a review asking for changes, a review comment or a workflow run is
+(see `bot.orchestration.gate`): a review asking for changes, a review comment or a workflow run is
 `revise`, re-running a stage's check is that stage's command, re-running a check suite is
 `retry`. The event's actor is its sender (for a review, its author).
 
-Permissions come from the callable the coordinator passes (GitHub's collaborator-permission
-endpoint; it should return "none" for a user GitHub answers 404 for) and are cached in Redis
-for `ttl_s` seconds, so a burst of commands costs one API call, and a revoked permission stops
-working within a minute.
+Permissions come from a callable (GitHub's collaborator-permission endpoint through the job's
+repository client; it should return "none" for a user GitHub answers 404 for), given per call
+or once to the checker, and are cached in Redis for `ttl_s` seconds, so a burst of commands
+costs one API call, and a revoked permission stops working within a minute.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def is_bot(login: str, sender_type: str) -> bool:
 class PermissionChecker:
     def __init__(
         self,
-        fetch_permission: FetchPermission,
+        fetch_permission: FetchPermission | None = None,
         *,
         redis: Redis,
         ttl_s: int = 60,
@@ -75,6 +75,7 @@ class PermissionChecker:
         command: str,
         config: RepoConfig,
         *,
+        fetch_permission: FetchPermission | None = None,
         team_membership: TeamMembership | None = None,
         subject: str | None = None,
     ) -> Decision:
@@ -96,7 +97,7 @@ class PermissionChecker:
         subject = subject or named
 
         if not read_only or not config.permissions.read_only_open:
-            permission = await self.permission(repo, login)
+            permission = await self.permission(repo, login, fetch_permission=fetch_permission)
             if permission not in WRITE_LEVELS:
                 return Decision(
                     allowed=False,
@@ -122,13 +123,18 @@ class PermissionChecker:
             reason += ", listed in permissions.restrict_to"
         return Decision(allowed=True, reason=reason)
 
-    async def permission(self, repo: str, login: str) -> str:
+    async def permission(
+        self, repo: str, login: str, *, fetch_permission: FetchPermission | None = None
+    ) -> str:
         """The user's permission on the repository, from the cache or from GitHub."""
         key = f"{self._key_prefix}{repo.lower()}:{login.lower()}"
         cached = await self._redis.get(key)
         if cached is not None:
             return cached.decode() if isinstance(cached, bytes) else str(cached)
-        permission = (await self._fetch_permission(repo, login)).lower()
+        fetch = fetch_permission or self._fetch_permission
+        if fetch is None:
+            raise ValueError("no way to ask GitHub for permissions was given")
+        permission = (await fetch(repo, login)).lower()
         await self._redis.set(key, permission, ex=self._ttl_s)
         return permission
 

@@ -1,7 +1,7 @@
 """The arq worker: the registry of job functions and the worker settings built from settings.
 
 A job is ``async def job(ctx, ...)``; ``on_startup`` puts the :class:`Services` and the worker's
-object graph (coordinator, event handlers) in ``ctx``. Besides running jobs, every worker beats
+object graph (:class:`bot.composition.WorkerParts`) in ``ctx``. Besides running jobs, every worker beats
 a heartbeat and runs the reconciler, so a step whose worker died, or whose job Redis lost, is
 picked up again within seconds.
 """
@@ -42,7 +42,7 @@ def job_functions(settings: Settings) -> list[Function]:
 
 
 async def _reconcile_forever(ctx: JobContext) -> None:
-    coordinator = ctx["coordinator"]
+    coordinator = ctx["parts"].coordinator
     while True:
         try:
             await coordinator.reconcile()
@@ -79,8 +79,6 @@ def worker_settings(
             log.warning("worker runs without GitHub access: %s", exc)
             return
         ctx["parts"] = parts
-        ctx["coordinator"] = parts.coordinator
-        ctx["handlers"] = parts.handlers
         stack = contextlib.AsyncExitStack()
         await stack.enter_async_context(parts.liveness.heartbeat())
         ctx["exit_stack"] = stack

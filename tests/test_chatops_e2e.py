@@ -23,7 +23,7 @@ from arq.jobs import Job
 from sqlalchemy import select
 
 from bot.contracts.commands import parse_commands
-from agents.coordinator import step_job_id
+from bot.contracts.jobs import step_job_id
 from bot.contracts.lifecycle import Stage
 from bot.db import Feature, Repository, WebhookDelivery
 from tests.e2e.harness import FACTORY_YML, Bot, running_bot
@@ -505,9 +505,7 @@ async def _true(value: object) -> bool:
 
 def config_comments(bot: Bot, issue: int) -> list[Comment]:
     """Every comment about the config on `issue`, whatever it says now."""
-    return [
-        c for c in bot.fake.comments(bot.repo, issue) if "agent-factory:config-error" in c.body
-    ]
+    return [c for c in bot.fake.comments(bot.repo, issue) if "agent-factory:config-error" in c.body]
 
 
 def comment_edits(bot: Bot, comment_id: int) -> int:
@@ -711,7 +709,9 @@ async def test_cancel_during_implementation_stops_the_run_within_five_seconds(
         assert not fake.pulls(repo), "a cancelled implementation opens no PR"
 
 
-async def test_commands_narrowed_to_a_team_follow_team_membership(tmp_path: Path, redis_url: str) -> None:
+async def test_commands_narrowed_to_a_team_follow_team_membership(
+    tmp_path: Path, redis_url: str
+) -> None:
     yml = FACTORY_YML + "permissions:\n  restrict_to:\n    implement: [octo-org/core]\n"
     files = {"README.md": "# demo\n", ".github/factory.yml": yml}
     async with chatops_bot(tmp_path, redis_url, files=files) as bot:

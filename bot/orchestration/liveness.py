@@ -1,4 +1,4 @@
-"""Which worker runs which step, and whether that worker is still alive.
+"""Which worker runs which step (or holds which lock), and whether that worker is still alive.
 
 arq only notices a dead worker when the job's in-progress key expires (the job timeout plus
 ten seconds, which is half an hour here). Workers therefore beat a short heartbeat and claim
@@ -65,7 +65,10 @@ class Liveness:
         owner = await self.redis.get(_OWNER_KEY + job_id)
         if owner is None:
             return None
-        return bool(await self.redis.exists(_WORKER_KEY + owner.decode()))
+        return await self.worker_alive(owner.decode())
+
+    async def worker_alive(self, worker_id: str) -> bool:
+        return bool(await self.redis.exists(_WORKER_KEY + worker_id))
 
     async def free_orphan(self, job_id: str) -> None:
         """Let arq pick a dead worker's job up again now instead of after its timeout."""

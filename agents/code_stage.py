@@ -8,7 +8,6 @@ making a second.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from agents.budget import BudgetExceeded
 from agents.checkout_setup import exclude_leftovers, exclude_untracked, run_setup
@@ -19,10 +18,11 @@ from agents.stages import FeatureView, StepContext, StepResult
 from agents.toolbox import Toolbox, feature_budget
 from agents.tools import CoderTools
 from agents.untrusted import sanitize, wrap_untrusted
-from agents.workspace import branch_name
+from agents.workspace import Workspace, branch_name
 from bot.contracts import markers
 from bot.contracts.lifecycle import Outcome, Stage
 from bot.contracts.prp import Plan
+from bot.github import RepoClient
 from bot.github.errors import scrub
 
 
@@ -150,7 +150,7 @@ class CoderStage:
 
     @staticmethod
     async def _repository_context(
-        toolbox: Toolbox, gh: Any, feature: FeatureView, plan: Plan, default_branch: str
+        toolbox: Toolbox, gh: RepoClient, feature: FeatureView, plan: Plan, default_branch: str
     ) -> str:
         """What stays fixed for the whole loop, so it sits in the cached prompt prefix: the
         repository's file tree, what the knowledge store finds for the plan, and the round's
@@ -172,7 +172,7 @@ class CoderStage:
         return "\n\n".join(parts)
 
     @staticmethod
-    async def _push_if_changed(ws: Any, base_sha: str) -> str | None:
+    async def _push_if_changed(ws: Workspace, base_sha: str) -> str | None:
         if await ws.head() == base_sha:
             return None
         return str((await ws.push()).sha)

@@ -22,6 +22,8 @@ import yaml
 
 from agents.stages import StepContext, StepResult
 from bot.contracts.lifecycle import Outcome, Stage
+from bot.github import RepoClient
+from bot.github.models import WorkflowRun
 
 WORKFLOW_DIR = ".github/workflows"
 
@@ -35,14 +37,15 @@ class DeployerStage:
 
     async def run(self, ctx: StepContext) -> StepResult:
         feature, gh, deploy = ctx.feature, ctx.github, ctx.config.deploy
-        if not deploy.workflow:
+        workflow = deploy.workflow
+        if not workflow:
             return StepResult(Outcome.FAILED, "no deploy workflow is configured (deploy.workflow)")
         if not feature.branch or not feature.head_sha:
             return StepResult(Outcome.FAILED, "there is no pushed branch to deploy")
         info = await gh.get_repository()
         environment = deploy.default_environment or next(iter(deploy.environments), None)
         ref = deploy.ref or feature.branch
-        declared = await declared_inputs(gh, deploy.workflow, info.default_branch)
+        declared = await declared_inputs(gh, workflow, info.default_branch)
         done = dispatched_runs(ctx.resume)
         history: list[dict[str, Any]] = [{"type": "deploy", **d} for d in done]
 
@@ -51,8 +54,8 @@ class DeployerStage:
             if rollback:
                 wanted["rollback"] = "true"
             inputs = {k: v for k, v in wanted.items() if k in declared and v}
-            started = await gh.dispatch_workflow(deploy.workflow, on, inputs)
-            run_id = started.run_id or await self._newest_run(gh, deploy.workflow, on)
+            started = await gh.dispatch_workflow(workflow, on, inputs)
+            run_id = started.run_id or await self._newest_run(gh, workflow, on)
             history.append({"type": "deploy", "run_id": run_id, "rollback": rollback})
             await ctx.checkpoint(list(history))
             return run_id
@@ -84,7 +87,7 @@ class DeployerStage:
             trajectory=history,
         )
 
-    async def _wait(self, gh: Any, run_id: int) -> Any:
+    async def _wait(self, gh: RepoClient, run_id: int) -> WorkflowRun | _TimedOut:
         deadline = time.monotonic() + self.timeout_s
         while True:
             run = await gh.get_workflow_run(run_id)
@@ -95,7 +98,7 @@ class DeployerStage:
             await asyncio.sleep(self.poll_s)
 
     @staticmethod
-    async def _newest_run(gh: Any, workflow: str, branch: str) -> int:
+    async def _newest_run(gh: RepoClient, workflow: str, branch: str) -> int:
         # GitHub (GHES) that does not name the run it started: the newest dispatch on the branch.
         runs = await gh.list_workflow_runs(workflow, branch=branch, event="workflow_dispatch")
         if not runs:
@@ -119,7 +122,7 @@ def dispatched_runs(trajectory: Sequence[Mapping[str, Any]] | None) -> list[dict
     ]
 
 
-async def declared_inputs(gh: Any, workflow: str, ref: str) -> frozenset[str]:
+async def declared_inputs(gh: RepoClient, workflow: str, ref: str) -> frozenset[str]:
     """The `workflow_dispatch` inputs the workflow file declares (GitHub rejects others)."""
     found = await gh.get_file(f"{WORKFLOW_DIR}/{workflow}", ref=ref)
     if found is None:

@@ -8,13 +8,13 @@ anyone who can comment, and the review's author is the one whose permission was 
 
 from __future__ import annotations
 
-from typing import Any
+from bot.github import RepoClient
 
 _MAX_FEEDBACK_CHARS = 20_000
 
 
 async def review_feedback(
-    gh: Any,
+    gh: RepoClient,
     pr_number: int,
     review_id: int | None,
     reviewer: str,

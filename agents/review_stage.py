@@ -10,7 +10,6 @@ on it instead of reviewing (and paying) twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from agents.budget import BudgetExceeded
 from agents.llm import LLMError
@@ -22,6 +21,7 @@ from agents.tools import CoderTools
 from bot.contracts import markers
 from bot.contracts.lifecycle import Outcome, Stage
 from bot.contracts.prp import Plan
+from bot.github import RepoClient
 from bot.github.errors import scrub
 from bot.github.models import ReviewComment
 
@@ -101,7 +101,7 @@ class ReviewerStage:
 
     @staticmethod
     async def _posted_before(
-        gh: Any, pr_number: int, key: tuple[int, int, int]
+        gh: RepoClient, pr_number: int, key: tuple[int, int, int]
     ) -> tuple[int, str, str] | None:
         for review in await gh.list_reviews(pr_number):
             found = markers.find_review(review.body or "")
@@ -112,6 +112,7 @@ class ReviewerStage:
     @staticmethod
     async def _act_on(ctx: StepContext, review_id: int, verdict: str, body: str) -> StepResult:
         pr_number = ctx.feature.pr_number
+        assert pr_number is not None  # a review is only posted on the run's pull request
         if verdict == APPROVE:
             return StepResult(Outcome.SUCCEEDED, "the reviewer approved", details=body)
         if verdict != REQUEST_CHANGES:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from agents.checkout_setup import exclude_leftovers, run_setup
 from agents.loop import truncate_middle
+from agents.sandbox import CommandResult
 from agents.stages import StepContext, StepResult
 from agents.toolbox import GATE_ENV
 from agents.untrusted import sanitize
@@ -78,13 +78,13 @@ class TesterStage:
         )
 
 
-def _verdict(result: Any) -> str:
+def _verdict(result: CommandResult) -> str:
     if result.ok:
         return "✅ passed"
     return "⏱️ timed out" if result.timed_out else f"❌ exit {result.exit_code}"
 
 
-def gate_table(results: Sequence[Any], head: str) -> str:
+def gate_table(results: Sequence[CommandResult], head: str) -> str:
     lines = [
         f"Validation gates on `{head[:12]}`, in a fresh clone:",
         "",
@@ -97,7 +97,7 @@ def gate_table(results: Sequence[Any], head: str) -> str:
     return "\n".join(lines)
 
 
-def failure_feedback(failed: Sequence[Any], head: str) -> str:
+def failure_feedback(failed: Sequence[CommandResult], head: str) -> str:
     """What the next implementation round must fix: each failing gate with its output's end."""
     parts = [f"The validation gates failed on `{head[:12]}` (a fresh clone of the branch):"]
     for result in failed:

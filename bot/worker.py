@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
+from arq.typing import WorkerCoroutine
 from arq.worker import Function, func
 
 from bot.jobs import JOB_FUNCTIONS
@@ -37,7 +38,10 @@ def job_functions(settings: Settings) -> list[Function]:
     """Every job a worker runs, by the name it is enqueued under."""
     return [
         func(ping, name="ping"),
-        *(func(job, name=job.__name__, max_tries=8) for job in JOB_FUNCTIONS),
+        *(
+            func(cast("WorkerCoroutine", job), name=job.__name__, max_tries=8)
+            for job in JOB_FUNCTIONS
+        ),
     ]
 
 

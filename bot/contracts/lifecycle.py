@@ -53,7 +53,7 @@ class Stage(StrEnum):
         return _STAGE_STATE[self]
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # the stage's name as people read it
         return _STAGE_TITLE[self]
 
     @property

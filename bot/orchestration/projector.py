@@ -86,7 +86,7 @@ class StatusProjector:
         while not await self.redis.set(key, me, nx=True, ex=_LOCK_TTL_S):
             holder = await self.redis.get(key)
             if holder is not None and not await self.liveness.worker_alive(holder.decode()):
-                await self.redis.eval(_RELEASE, 1, key, holder)  # type: ignore[misc]
+                await self.redis.eval(_RELEASE, 1, key, holder.decode())  # type: ignore[misc]
                 continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the status of feature {feature_id} stayed locked")
@@ -94,7 +94,7 @@ class StatusProjector:
         try:
             yield
         finally:
-            await self.redis.eval(_RELEASE, 1, key, me)  # type: ignore[misc]
+            await self.redis.eval(_RELEASE, 1, key, me.decode())  # type: ignore[misc]
 
     async def _project(self, feature_id: int, ctx: JobContext | None, new: bool) -> None:
         feature = await self.store.get(feature_id)

@@ -17,7 +17,7 @@ from typing import Any
 from arq import Retry
 
 from agents.budget import spent_in
-from agents.stages import StageAgent, StepContext, StepResult
+from agents.stages import Recorder, StageAgent, StepContext, StepResult
 from agents.toolbox import Toolbox
 from bot.contracts.lifecycle import Outcome, Stage
 from bot.contracts.runs import FeatureView, RunFacts
@@ -129,7 +129,7 @@ class StepRunner:
                 Outcome.FAILED, f"{type(exc).__name__}{tries}: {exc}", details=str(exc)
             )
 
-    def _recorder(self, feature_id: int) -> Callable[..., Awaitable[None]]:
+    def _recorder(self, feature_id: int) -> Recorder:
         async def record(
             *,
             branch: str | None = None,

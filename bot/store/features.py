@@ -84,7 +84,8 @@ class FeatureQueries(StoreScope):
         if active_only:
             query = query.where(Feature.active_key.is_not(None))
         async with self.db.session() as s:
-            return await s.scalar(query.order_by(Feature.id.desc()).limit(1))
+            found: Feature | None = await s.scalar(query.order_by(Feature.id.desc()).limit(1))
+        return found
 
     async def issue_of(self, repo: str, number: int) -> int:
         """The issue a pull request of ours implements; any other number is its own issue."""
@@ -125,7 +126,7 @@ class FeatureQueries(StoreScope):
 
     async def on_head(self, repo: str, installation_id: int, head_sha: str) -> Feature | None:
         async with self.db.session() as s:
-            return await s.scalar(
+            found: Feature | None = await s.scalar(
                 select(Feature)
                 .where(
                     Feature.repository == repo,
@@ -135,6 +136,7 @@ class FeatureQueries(StoreScope):
                 .order_by(Feature.id.desc())
                 .limit(1)
             )
+            return found
 
     async def active(self) -> Sequence[Feature]:
         async with self.db.session() as s:
@@ -149,7 +151,7 @@ class FeatureQueries(StoreScope):
         async with self.db.session() as s:
             if await _running(s, installation_id) >= max_running:
                 return None
-            return await s.scalar(
+            found: Feature | None = await s.scalar(
                 select(Feature)
                 .where(
                     Feature.installation_id == installation_id,
@@ -158,6 +160,7 @@ class FeatureQueries(StoreScope):
                 .order_by(Feature.id)
                 .limit(1)
             )
+            return found
 
     # ------------------------------------------------------------------ changing runs
 

@@ -54,9 +54,10 @@ class RepositoryStore:
     async def trigger_label(self, full_name: str) -> str | None:
         """The trigger label last remembered for the repository (None: none yet)."""
         async with self.db.session() as s:
-            return await s.scalar(
+            found: str | None = await s.scalar(
                 select(Repository.trigger_label).where(Repository.full_name == full_name)
             )
+            return found
 
     async def installation_changed(
         self,
@@ -115,12 +116,13 @@ class RepositoryStore:
     async def installation_of_latest_run(self, full_name: str) -> int | None:
         """The installation the repository's newest run acts as (None: it has had no run)."""
         async with self.db.session() as s:
-            return await s.scalar(
+            found: int | None = await s.scalar(
                 select(Feature.installation_id)
                 .where(Feature.repository == full_name)
                 .order_by(Feature.id.desc())
                 .limit(1)
             )
+            return found
 
 
 async def _row(

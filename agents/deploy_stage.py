@@ -42,10 +42,10 @@ class DeployerStage:
             return StepResult(Outcome.FAILED, "no deploy workflow is configured (deploy.workflow)")
         if not feature.branch or not feature.head_sha:
             return StepResult(Outcome.FAILED, "there is no pushed branch to deploy")
-        info = await gh.get_repository()
         environment = deploy.default_environment or next(iter(deploy.environments), None)
         ref = deploy.ref or feature.branch
-        declared = await declared_inputs(gh, workflow, info.default_branch)
+        # The workflow as the default branch has it (no ref: GitHub reads the default branch).
+        declared = await declared_inputs(gh, workflow)
         done = dispatched_runs(ctx.resume)
         history: list[dict[str, Any]] = [{"type": "deploy", **d} for d in done]
 
@@ -73,6 +73,8 @@ class DeployerStage:
                 details=f"Workflow run: {run.html_url}",
                 trajectory=history,
             )
+        # Only a rollback needs the default branch's name.
+        info = await gh.get_repository()
         rollback_id = next((d["run_id"] for d in done if d["rollback"]), None)
         if rollback_id is None:
             await ctx.progress(f"rolling back{where}")
@@ -122,8 +124,9 @@ def dispatched_runs(trajectory: Sequence[Mapping[str, Any]] | None) -> list[dict
     ]
 
 
-async def declared_inputs(gh: RepoClient, workflow: str, ref: str) -> frozenset[str]:
-    """The `workflow_dispatch` inputs the workflow file declares (GitHub rejects others)."""
+async def declared_inputs(gh: RepoClient, workflow: str, ref: str | None = None) -> frozenset[str]:
+    """The `workflow_dispatch` inputs the workflow file declares (GitHub rejects others), at
+    ``ref`` (the default branch if None)."""
     found = await gh.get_file(f"{WORKFLOW_DIR}/{workflow}", ref=ref)
     if found is None:
         return frozenset()

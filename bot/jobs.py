@@ -10,7 +10,7 @@ policy; anything else fails the job.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from arq import Retry
 
@@ -23,13 +23,15 @@ from bot.orchestration.retry import RetryPolicy
 if TYPE_CHECKING:
     from bot.composition import WorkerParts
 
-JobContext = dict[str, Any]
+# arq's per-job dict: the worker's parts, the job's id and try.
+ArqContext = dict[str, Any]
+T = TypeVar("T")
 JobFunction = Callable[..., Awaitable[Any]]
 
 RETRY = RetryPolicy()
 
 
-def _parts(ctx: JobContext, function: str) -> WorkerParts:
+def _parts(ctx: ArqContext, function: str) -> WorkerParts:
     parts: WorkerParts | None = ctx.get("parts")
     if parts is None:
         raise RuntimeError(
@@ -39,7 +41,7 @@ def _parts(ctx: JobContext, function: str) -> WorkerParts:
     return parts
 
 
-async def _retrying(ctx: JobContext, work: Awaitable[Any]) -> Any:
+async def _retrying(ctx: ArqContext, work: Awaitable[T]) -> T:
     try:
         return await work
     except Retry:
@@ -54,7 +56,7 @@ async def _retrying(ctx: JobContext, work: Awaitable[Any]) -> Any:
 def delivery_job(route: JobRoute[Any]) -> JobFunction:
     """The arq function for one kind of delivery job."""
 
-    async def job(ctx: JobContext, **kwargs: Any) -> Any:
+    async def job(ctx: ArqContext, **kwargs: Any) -> str:
         parts = _parts(ctx, route.function)
         model = route.parse(kwargs)
         repository = model.repo if isinstance(model, RepositoryJob) else ""
@@ -71,15 +73,15 @@ def delivery_job(route: JobRoute[Any]) -> JobFunction:
     return job
 
 
-async def run_step(ctx: JobContext, **kwargs: Any) -> str:
+async def run_step(ctx: ArqContext, **kwargs: Any) -> str:
     step = RunStep.model_validate(kwargs)
     coordinator = _parts(ctx, RunStep.function).services.coordinator
     with log_context(feature_id=step.feature_id, job_id=ctx.get("job_id")):
         work = coordinator.run_step(step, job_id=ctx["job_id"], job_try=ctx.get("job_try", 1))
-        return str(await _retrying(ctx, work))
+        return await _retrying(ctx, work)
 
 
-async def reconcile(ctx: JobContext) -> int:
+async def reconcile(ctx: ArqContext) -> int:
     return await _parts(ctx, "reconcile").services.coordinator.reconcile()
 
 

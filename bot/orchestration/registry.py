@@ -8,7 +8,7 @@ services. Its result is the job's result, kept by arq for a while.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -56,7 +56,7 @@ class JobRouter:
                 raise ValueError(f"two handlers for {route.function!r}")
             self._routes[route.function] = route
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[JobRoute[Any]]:
         return iter(self._routes.values())
 
     def route(self, function: str) -> JobRoute[Any]:

@@ -32,11 +32,6 @@ async def test_a_happy_path_run_mints_one_token_and_looks_nothing_up(redis_url: 
     assert result.not_modified > 0, table(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="41 calls on main at 9f2dfc4: the step clients read the repository (2) and every "
-    "job reads the config (6); remove this mark when the run fits (strict: passing fails it)",
-)
 async def test_a_happy_path_run_stays_within_forty_calls(redis_url: str) -> None:
     result = await measure(redis_url, poll_s=0.5, timeout=120)
 

@@ -10,9 +10,9 @@ calls, so each script lists the planner's turns first, then the coder's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
-import asyncio
 import json
 import logging
 import os
@@ -31,9 +31,9 @@ import redis.asyncio as aioredis
 from sqlalchemy import select
 
 from agents.code_stage import CoderStage
-from bot.contracts.lifecycle import Outcome, Stage
 from agents.plan_stage import PlannerStage
 from agents.stages import StepContext, StepResult
+from bot.contracts.lifecycle import Outcome, Stage
 from bot.db import Feature, Task
 from tests.e2e.harness import SECRET, Bot, running_bot
 from tests.fakeanthropic import FakeAnthropic, Reply, ScriptItem, never_finishes, text, tool_call
@@ -748,8 +748,10 @@ async def test_setup_steps_prepare_the_checkout_through_the_egress_proxy_and_sta
         setup = [
             f"{sys.executable} -m venv --without-pip .venv",
             f"{fetch} > setup-ran.txt",
-            f"{_connect_probe(redis_url, 'setup reached redis')} >> setup-ran.txt "
-            "|| echo 'redis refused' >> setup-ran.txt",
+            (
+                f"{_connect_probe(redis_url, 'setup reached redis')} >> setup-ran.txt "
+                "|| echo 'redis refused' >> setup-ran.txt"
+            ),
         ]
         yml = factory_yml() + f"setup: {json.dumps(setup)}\nsetup_timeout_s: 120\n"
         script = [

@@ -20,7 +20,12 @@ from bot.contracts.lifecycle import Outcome, Stage
 from bot.db import Feature
 from bot.github.errors import GitHubError
 from tests.e2e.harness import Bot, running_bot
-from tests.e2e.scripted_agents import ScriptedCoder, ScriptedPlanner, ScriptedReviewer, scripted_agents
+from tests.e2e.scripted_agents import (
+    ScriptedCoder,
+    ScriptedPlanner,
+    ScriptedReviewer,
+    scripted_agents,
+)
 from tests.fakegithub import BOT_LOGIN
 
 pytestmark = pytest.mark.slow
@@ -174,7 +179,9 @@ async def test_two_concurrent_labels_start_one_run(tmp_path: Path, redis_url: st
         assert all(c.user.login == BOT_LOGIN for c in replies)
 
 
-async def test_runs_beyond_the_installation_limit_wait_for_a_free_slot(tmp_path: Path, redis_url: str) -> None:
+async def test_runs_beyond_the_installation_limit_wait_for_a_free_slot(
+    tmp_path: Path, redis_url: str
+) -> None:
     async with running_bot(tmp_path, redis_url, env={"FACTORY_MAX_CONCURRENT_RUNS": "1"}) as bot:
         gate = asyncio.Event()
         bot.start_worker({**scripted_agents(), Stage.IMPLEMENT: GatedCoder(gate)})
@@ -188,7 +195,9 @@ async def test_runs_beyond_the_installation_limit_wait_for_a_free_slot(tmp_path:
             features = await bot.features()
             if len(features) < 2 or features[1].state != "queued":
                 return False
-            status = _marked(bot.fake.comments(bot.repo, second), f"agent-factory:status:{features[1].id}")
+            status = _marked(
+                bot.fake.comments(bot.repo, second), f"agent-factory:status:{features[1].id}"
+            )
             return bool(status) and "waiting for a free slot" in status[0].body
 
         await bot.wait_for(second_is_waiting, timeout=30, what="the second run to wait for a slot")
@@ -203,7 +212,9 @@ async def test_runs_beyond_the_installation_limit_wait_for_a_free_slot(tmp_path:
         # The second run only began planning after the first had finished.
         assert first_done.finished_at is not None and second_done.created_at is not None
         second_audit = await bot.audit(second_done.id)
-        started = next(a for a in second_audit if a.kind == "feature.transition" and a.from_state == "queued")
+        started = next(
+            a for a in second_audit if a.kind == "feature.transition" and a.from_state == "queued"
+        )
         assert started.at >= first_done.finished_at
 
 
@@ -226,7 +237,9 @@ async def test_progress_is_published_on_redis_per_feature(tmp_path: Path, redis_
                     if any(m.get("state") == "completed" for m in seen):
                         break
                     continue
-                assert message["channel"] == f"factory:{bot.fake.app_id}:feature:{feature.id}".encode()
+                assert (
+                    message["channel"] == f"factory:{bot.fake.app_id}:feature:{feature.id}".encode()
+                )
                 seen.append(json.loads(message["data"]))
         states = [m["state"] for m in seen if m.get("event") == "state"]
         assert states == ["implementation", "review", "testing", "deployment", "completed"]
@@ -244,23 +257,35 @@ async def test_rerequesting_a_stage_check_reruns_that_stage(tmp_path: Path, redi
         await bot.wait_for_state("completed", "failed", timeout=90)
         feature = await assert_completed_once(bot, issue)
         tests_check = next(
-            r for r in bot.fake.check_runs(bot.repo, feature.head_sha) if r.name == "Agent Factory / tests"
+            r
+            for r in bot.fake.check_runs(bot.repo, feature.head_sha)
+            if r.name == "Agent Factory / tests"
         )
         bot.fake.rerequest_check_run(bot.repo, tests_check.id, user="alice")
 
         async def reran() -> bool:
             audit = await bot.audit(feature.id)
-            moves = [(a.from_state, a.to_state, a.cause) for a in audit if a.kind == "feature.transition"]
-            return ("completed", "testing", "check Agent Factory / tests re-requested") in moves and moves[-1][1] == "completed"
+            moves = [
+                (a.from_state, a.to_state, a.cause) for a in audit if a.kind == "feature.transition"
+            ]
+            return (
+                "completed",
+                "testing",
+                "check Agent Factory / tests re-requested",
+            ) in moves and moves[-1][1] == "completed"
 
-        await bot.wait_for(reran, timeout=60, what="the tests stage to run again and the run to complete")
+        await bot.wait_for(
+            reran, timeout=60, what="the tests stage to run again and the run to complete"
+        )
         # Still one check run per stage on the head commit, brought up to date in place.
         runs = bot.fake.check_runs(bot.repo, feature.head_sha)
         assert sorted(r.name for r in runs) == sorted(STAGE_CHECKS)
         assert all(r.conclusion == "success" for r in runs)
 
 
-async def test_review_asking_for_changes_loops_back_once_per_round(tmp_path: Path, redis_url: str) -> None:
+async def test_review_asking_for_changes_loops_back_once_per_round(
+    tmp_path: Path, redis_url: str
+) -> None:
     async with running_bot(tmp_path, redis_url) as bot:
         reviewer = ScriptedReviewer([Outcome.CHANGES_REQUESTED, Outcome.SUCCEEDED])
         bot.start_worker({**scripted_agents(), Stage.REVIEW: reviewer})
@@ -269,19 +294,31 @@ async def test_review_asking_for_changes_loops_back_once_per_round(tmp_path: Pat
         feature = await bot.wait_for_state("completed", "failed", timeout=90)
         assert feature.state == "completed", feature.error
         assert feature.round == 1
-        reviews = [r for r in bot.fake.reviews(bot.repo, feature.pr_number) if "agent-factory:review" in (r.body or "")]
+        reviews = [
+            r
+            for r in bot.fake.reviews(bot.repo, feature.pr_number)
+            if "agent-factory:review" in (r.body or "")
+        ]
         assert len(reviews) == 2  # one per round
         log = [c.message for c in bot.fake.git_log(bot.repo, feature.branch)]
         assert sum(m.startswith("Write hello.py (round 0)") for m in log) == 1
         assert sum(m.startswith("Write hello.py (round 1)") for m in log) == 1
         assert bot.fake.file_at(bot.repo, feature.branch, "hello.py") == "print('hello, round 1')\n"
-        moves = [(a.from_state, a.to_state) for a in await bot.audit(feature.id) if a.kind == "feature.transition"]
+        moves = [
+            (a.from_state, a.to_state)
+            for a in await bot.audit(feature.id)
+            if a.kind == "feature.transition"
+        ]
         assert ("review", "implementation") in moves
 
 
-async def test_a_run_that_exhausts_its_rounds_fails_and_says_why(tmp_path: Path, redis_url: str) -> None:
+async def test_a_run_that_exhausts_its_rounds_fails_and_says_why(
+    tmp_path: Path, redis_url: str
+) -> None:
     yml = "max_rounds: 2\nstages: {test: false, deploy: false}\n"
-    async with running_bot(tmp_path, redis_url, files={"README.md": "# demo\n", ".github/factory.yml": yml}) as bot:
+    async with running_bot(
+        tmp_path, redis_url, files={"README.md": "# demo\n", ".github/factory.yml": yml}
+    ) as bot:
         reviewer = ScriptedReviewer([Outcome.CHANGES_REQUESTED] * 5)
         bot.start_worker({**scripted_agents(), Stage.REVIEW: reviewer})
         issue = bot.fake.create_issue(bot.repo, "Add a greeting", "Print hello.", user="alice")
@@ -291,10 +328,18 @@ async def test_a_run_that_exhausts_its_rounds_fails_and_says_why(tmp_path: Path,
         assert "giving up after 2 rounds" in (feature.error or "")
 
         async def status_explains() -> bool:
-            found = _marked(bot.fake.comments(bot.repo, issue), f"agent-factory:status:{feature.id}")
-            return bool(found) and "giving up after 2 rounds" in found[0].body and "/factory retry" in found[0].body
+            found = _marked(
+                bot.fake.comments(bot.repo, issue), f"agent-factory:status:{feature.id}"
+            )
+            return (
+                bool(found)
+                and "giving up after 2 rounds" in found[0].body
+                and "/factory retry" in found[0].body
+            )
 
-        await bot.wait_for(status_explains, timeout=15, what="the status comment to explain the failure")
+        await bot.wait_for(
+            status_explains, timeout=15, what="the status comment to explain the failure"
+        )
 
 
 class FlakyPlanner(ScriptedPlanner):
@@ -310,7 +355,9 @@ class FlakyPlanner(ScriptedPlanner):
         return await super().run(ctx)
 
 
-async def test_a_transient_github_failure_retries_the_step_with_backoff(tmp_path: Path, redis_url: str) -> None:
+async def test_a_transient_github_failure_retries_the_step_with_backoff(
+    tmp_path: Path, redis_url: str
+) -> None:
     async with running_bot(tmp_path, redis_url) as bot:
         planner = FlakyPlanner()
         bot.start_worker({**scripted_agents(), Stage.PLAN: planner})

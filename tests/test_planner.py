@@ -350,7 +350,9 @@ async def test_a_planner_whose_worker_died_continues_its_conversation_or_keeps_i
         resume_from=json.loads(checkpoints[0]),
     )
     assert len(fake.requests) == 1
-    assert json.dumps(fake.requests[0]["messages"]) == json.dumps(whole_fake.requests[1]["messages"])
+    assert json.dumps(fake.requests[0]["messages"]) == json.dumps(
+        whole_fake.requests[1]["messages"]
+    )
     assert plan.to_markdown() == whole.to_markdown()
     assert plan.cost_usd > 0 and plan.cost_usd < whole.cost_usd
 

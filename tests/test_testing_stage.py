@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from bot.contracts.lifecycle import Outcome
 from agents.testing_stage import TesterStage, failure_feedback
+from bot.contracts.lifecycle import Outcome
 
 
 def context(branch: str | None, gates: list[str]) -> Any:

@@ -14,9 +14,9 @@ import signal
 import time
 from pathlib import Path
 
-from bot.contracts.lifecycle import Outcome, Stage
 from agents.stages import StepContext, StepResult
 from agents.workspace import branch_name
+from bot.contracts.lifecycle import Outcome, Stage
 
 PLAN = {
     "issue_number": 0,

@@ -286,7 +286,9 @@ def _merge(spans: Iterable[_Span]) -> list[_Span]:
 
 
 def _clip(line: str, limit: int = 400) -> str:
-    return line if len(line) <= limit else line[:limit] + f" [... {len(line) - limit} more characters]"
+    return (
+        line if len(line) <= limit else line[:limit] + f" [... {len(line) - limit} more characters]"
+    )
 
 
 def _wrap(path: str, body: str) -> str:

@@ -112,7 +112,9 @@ def main() -> int:
                 f"retrieve() on this repository, {len(timings)} queries: p50 {_ms(timings, 0.5):.0f} ms, "
                 f"p95 {_ms(timings, 0.95):.0f} ms"
             )
-            print(f"peak RSS of this process (a worker with the model loaded): {_peak_rss_mb():.0f} MB")
+            print(
+                f"peak RSS of this process (a worker with the model loaded): {_peak_rss_mb():.0f} MB"
+            )
         finally:
             service.close()
     return 0

@@ -195,7 +195,9 @@ def main() -> int:
         type=Path,
         help="where to keep the indexes (default: a temp dir); reused indexes skip unchanged files",
     )
-    parser.add_argument("--embed", action="store_true", help="embed every checkout; rank with all stages")
+    parser.add_argument(
+        "--embed", action="store_true", help="embed every checkout; rank with all stages"
+    )
     parser.add_argument(
         "--ablations", action="store_true", help="also rank with each signal turned off in turn"
     )
@@ -289,8 +291,10 @@ def run(
         ranks: dict[str, int | None] = {}
         for name, ranking in rankings.items():
             for group in problem.groups:
-                ranks[name], _ = scores[name].setdefault(group, Scores()).add(
-                    ranking, problem.gold, seconds[name]
+                ranks[name], _ = (
+                    scores[name]
+                    .setdefault(group, Scores())
+                    .add(ranking, problem.gold, seconds[name])
                 )
         print(
             f"{problem.instance_id:<34} ours {_rank(ranks[OURS]):>2} bm25 {_rank(ranks[BASELINE]):>2}"

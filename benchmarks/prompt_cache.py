@@ -57,7 +57,6 @@ from agents.tools import CoderTools  # noqa: E402
 from tests.fakeanthropic import FakeAnthropic, count_tokens, tool_call  # noqa: E402
 
 
-
 def git(repo: Path, *args: str) -> str:
     # The sandbox hands the checkout to an unprivileged user: git would call it dubious.
     return subprocess.run(
@@ -77,7 +76,7 @@ FURNITURE = {
         "## Summary\n\nA clear and concise description of what the bug is.\n\n"
         "## Expected Result\n\nWhat you expected.\n\n## Actual Result\n\nWhat happened instead.\n\n"
         "## Reproduction Steps\n\n```python\nimport requests\n\n```\n\n## System Information\n\n"
-        "    $ python -m requests.help\n\n```json\n{\n  \"paste\": \"here\"\n}\n```\n"
+        '    $ python -m requests.help\n\n```json\n{\n  "paste": "here"\n}\n```\n'
     ),
     ".github/SECURITY.md": (
         "# Vulnerability Disclosure\n\n"
@@ -270,9 +269,12 @@ async def run(
 
         async def commit(message: str) -> str | None:
             git(repo, "add", "-A")
-            if subprocess.run(
-                ["git", "-c", f"safe.directory={repo}", "diff", "--cached", "--quiet"], cwd=repo
-            ).returncode == 0:
+            if (
+                subprocess.run(
+                    ["git", "-c", f"safe.directory={repo}", "diff", "--cached", "--quiet"], cwd=repo
+                ).returncode
+                == 0
+            ):
                 return None
             git(repo, "commit", "-q", "-m", message)
             return git(repo, "rev-parse", "HEAD")

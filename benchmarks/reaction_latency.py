@@ -40,12 +40,21 @@ async def measure(issues: int, redis_url: str, gap_s: float) -> list[float]:
                     number = bot.fake.create_issue(bot.repo, f"Issue {index}", "body", user="alice")
                     bot.fake.label_issue(bot.repo, number, "factory", user="alice")
                     headers, body = bot.fake.build_webhook(
-                        "issues", "labeled", repo=bot.repo, number=number, label="factory", sender="alice"
+                        "issues",
+                        "labeled",
+                        repo=bot.repo,
+                        number=number,
+                        label="factory",
+                        sender="alice",
                     )
                     started = time.perf_counter()
-                    response = await client.post("/webhooks/github", content=body, headers=dict(headers))
+                    response = await client.post(
+                        "/webhooks/github", content=body, headers=dict(headers)
+                    )
                     assert response.status_code == 202, response.text
-                    while not any(r.content == "eyes" for r in bot.fake.reactions(bot.repo, number)):
+                    while not any(
+                        r.content == "eyes" for r in bot.fake.reactions(bot.repo, number)
+                    ):
                         if time.perf_counter() - started > 10:
                             raise RuntimeError(f"no reaction on issue {number} within 10 s")
                         await asyncio.sleep(0.002)
@@ -56,9 +65,13 @@ async def measure(issues: int, redis_url: str, gap_s: float) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--issues", type=int, default=40)
-    parser.add_argument("--redis-db", type=int, default=13, help="a Redis database number this run may flush")
+    parser.add_argument(
+        "--redis-db", type=int, default=13, help="a Redis database number this run may flush"
+    )
     parser.add_argument("--gap", type=float, default=0.3, help="seconds between deliveries")
     args = parser.parse_args()
     redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -70,7 +83,9 @@ def main() -> None:
     ordered = sorted(latencies)
     p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
     print(f"deliveries: {len(ordered)}")
-    print(f"POST -> 👀 reaction  p50 {statistics.median(ordered):.0f} ms  p95 {p95:.0f} ms  max {ordered[-1]:.0f} ms")
+    print(
+        f"POST -> 👀 reaction  p50 {statistics.median(ordered):.0f} ms  p95 {p95:.0f} ms  max {ordered[-1]:.0f} ms"
+    )
     print(f"goal p95 < 500 ms: {'met' if p95 < 500 else 'NOT met'}")
 
 

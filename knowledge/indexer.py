@@ -101,7 +101,8 @@ class IndexReport:
             f"{self.files_unchanged} unchanged, {self.files_removed} removed, "
             f"{self.chunks_written} chunks; {self.units_embedded} texts embedded for "
             f"{self.files_embedded} files, {self.pending_embeddings} files pending; "
-            f"skipped {len(self.skipped)}" + (f": {skipped}" if skipped else "")
+            f"skipped {len(self.skipped)}"
+            + (f": {skipped}" if skipped else "")
             + f"; lexical {self.lexical_seconds:.1f}s, embeddings {self.embedding_seconds:.1f}s"
         )
 
@@ -374,7 +375,9 @@ def _list_checkout(root: Path) -> list[str]:
         # Skipped folders are not walked (node_modules can hold 100,000 files); each is listed
         # once, with a trailing slash, so the report can say it was skipped.
         found.extend(
-            f"{(base / d).as_posix()}/" for d in subdirs if skip_reason_for_path(f"{d}/x") is not None
+            f"{(base / d).as_posix()}/"
+            for d in subdirs
+            if skip_reason_for_path(f"{d}/x") is not None
         )
         subdirs[:] = sorted(d for d in subdirs if skip_reason_for_path(f"{d}/x") is None)
         found.extend((base / name).as_posix() for name in sorted(names))

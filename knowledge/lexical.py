@@ -120,7 +120,9 @@ class _FtsTables:
 def _fts_tables(repo: str) -> _FtsTables:
     # A repository name is not a safe SQL identifier; its hash is.
     scope = hashlib.sha1(repo.encode("utf-8")).hexdigest()[:16]
-    return _FtsTables(f"chunk_fts_{scope}", f"file_fts_{scope}", f"chunk_vocab_{scope}", f"file_vocab_{scope}")
+    return _FtsTables(
+        f"chunk_fts_{scope}", f"file_fts_{scope}", f"chunk_vocab_{scope}", f"file_vocab_{scope}"
+    )
 
 
 def handled_name(name: str) -> str:
@@ -165,6 +167,7 @@ class LexicalIndex:
         rows = self._db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         ).fetchall()
+
         # Vocabulary tables first (they read an FTS table), then FTS tables (which take their
         # shadow tables with them), then plain tables.
         def order(row: tuple[str, str | None]) -> tuple[int, str]:
@@ -432,7 +435,12 @@ class LexicalIndex:
         return found, total
 
     def search_chunks(
-        self, repo: str, terms: Sequence[str], limit: int = 200, *, max_terms: int = _MAX_QUERY_TERMS
+        self,
+        repo: str,
+        terms: Sequence[str],
+        limit: int = 200,
+        *,
+        max_terms: int = _MAX_QUERY_TERMS,
     ) -> list[LexicalHit]:
         with self._lock:
             tables = self._tables(repo)
@@ -454,7 +462,12 @@ class LexicalIndex:
         return [LexicalHit(r[0], r[1], r[2], r[3], r[4], -float(r[5])) for r in rows]
 
     def search_files(
-        self, repo: str, terms: Sequence[str], limit: int = 100, *, max_terms: int = _MAX_QUERY_TERMS
+        self,
+        repo: str,
+        terms: Sequence[str],
+        limit: int = 100,
+        *,
+        max_terms: int = _MAX_QUERY_TERMS,
     ) -> list[tuple[str, float]]:
         with self._lock:
             tables = self._tables(repo)

@@ -223,7 +223,9 @@ class HybridRetriever:
             ):
                 candidate = credit(path, rank, weights.dense)
                 candidate.dense_symbol = str(dense_hit.metadata.extra.get("symbol", ""))
-                what = f"`{candidate.dense_symbol}`" if candidate.dense_symbol else "the file summary"
+                what = (
+                    f"`{candidate.dense_symbol}`" if candidate.dense_symbol else "the file summary"
+                )
                 candidate.reasons.append(f"semantic match {dense_hit.similarity:.2f} to {what}")
 
         signals = extract_signals(text)

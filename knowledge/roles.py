@@ -22,7 +22,9 @@ class Role(StrEnum):
 
 RELATED_ROLES = frozenset({Role.TEST, Role.DOCS, Role.EXAMPLE})
 
-_META_DIRS = frozenset({".github", ".gitlab", ".circleci", ".azure-pipelines", ".factory", ".devcontainer"})
+_META_DIRS = frozenset(
+    {".github", ".gitlab", ".circleci", ".azure-pipelines", ".factory", ".devcontainer"}
+)
 _META_NAMES = frozenset(
     {
         "security.md",
@@ -43,11 +45,29 @@ _TEST_DIRS = frozenset({"tests", "__tests__", "testsuite", "test_suite"})
 _TOP_TEST_DIRS = frozenset({"test", "spec", "specs", "js_tests"})
 _DOC_DIRS = frozenset({"doc", "docs", "documentation", "man"})
 _EXAMPLE_DIRS = frozenset(
-    {"examples", "example", "tutorials", "galleries", "gallery", "samples", "benchmarks", "asv_bench"}
+    {
+        "examples",
+        "example",
+        "tutorials",
+        "galleries",
+        "gallery",
+        "samples",
+        "benchmarks",
+        "asv_bench",
+    }
 )
 # Translation catalogues and legal or release notes are text about the code, not code.
 _DOC_SUFFIXES = frozenset({".md", ".markdown", ".rst", ".txt", ".adoc", ".po", ".pot"})
-_DOC_NAMES = ("license", "licence", "copying", "authors", "notice", "changelog", "changes", "history")
+_DOC_NAMES = (
+    "license",
+    "licence",
+    "copying",
+    "authors",
+    "notice",
+    "changelog",
+    "changes",
+    "history",
+)
 
 
 def role_of(path: str) -> Role:

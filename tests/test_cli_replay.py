@@ -18,12 +18,21 @@ from bot.queue import create_arq_pool
 from bot.services import build_services
 from bot.settings import load_settings
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks" / "issues" / "labeled.payload.json"
+FIXTURE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "fixtures"
+    / "webhooks"
+    / "issues"
+    / "labeled.payload.json"
+)
 SECRET = "replay-secret"
 
 
 @pytest.fixture
-def env(tmp_path: Path, redis_url: str, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def env(
+    tmp_path: Path, redis_url: str, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     values = {
         "FACTORY_WEBHOOK_SECRET": SECRET,
         "FACTORY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'factory.db'}",
@@ -49,7 +58,9 @@ async def _record_one_delivery(env: dict[str, str], tmp_path: Path) -> Path:
     body = json.dumps(payload).encode()
     variant = tmp_path / "labeled.json"
     variant.write_bytes(body)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, services)), base_url="http://bot") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(settings, services)), base_url="http://bot"
+    ) as client:
         answer = await client.post(
             "/webhooks/github",
             content=body,
@@ -67,7 +78,9 @@ async def _record_one_delivery(env: dict[str, str], tmp_path: Path) -> Path:
     return variant
 
 
-def test_replay_of_a_recorded_delivery_and_of_a_payload_file(env: dict[str, str], tmp_path: Path) -> None:
+def test_replay_of_a_recorded_delivery_and_of_a_payload_file(
+    env: dict[str, str], tmp_path: Path
+) -> None:
     # Synchronous on purpose: the command runs its own event loop, as it does in a terminal.
     variant = asyncio.run(_record_one_delivery(env, tmp_path))
     runner = CliRunner()

@@ -1000,7 +1000,9 @@ def test_route_declarations_are_checked() -> None:
     assert router.route_for("issues", "opened") is None
 
 
-async def test_a_redelivery_enqueues_the_jobs_a_crash_left_unqueued(tmp_path: Path, redis_url: str) -> None:
+async def test_a_redelivery_enqueues_the_jobs_a_crash_left_unqueued(
+    tmp_path: Path, redis_url: str
+) -> None:
     """The row is recorded but the process died before enqueueing: GitHub's redelivery
     (answered "duplicate") still gets the work queued, exactly once."""
     from arq.jobs import Job, JobStatus
@@ -1011,7 +1013,9 @@ async def test_a_redelivery_enqueues_the_jobs_a_crash_left_unqueued(tmp_path: Pa
     from webhooks.deliveries import DeliveryLog, DeliveryRecord
     from webhooks.pipeline import build_processor
 
-    settings = load_settings(_env_file=None, data_dir=tmp_path, webhook_secret="s", trigger_label="bug")
+    settings = load_settings(
+        _env_file=None, data_dir=tmp_path, webhook_secret="s", trigger_label="bug"
+    )
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'f.db'}")
     await db.create_all()
     pool = await create_arq_pool(redis_url)
@@ -1024,10 +1028,16 @@ async def test_a_redelivery_enqueues_the_jobs_a_crash_left_unqueued(tmp_path: Pa
         job_id = "crashed-1:feature_start:0"
         await DeliveryLog(db).claim(
             DeliveryRecord(
-                delivery_id="crashed-1", event="issues", action="labeled", installation_id=7,
-                repository=payload["repository"]["full_name"], sender=payload["sender"]["login"],
-                payload_sha256=hashlib.sha256(body).hexdigest(), status=DeliveryStatus.QUEUED,
-                reason=None, jobs=[job_id],
+                delivery_id="crashed-1",
+                event="issues",
+                action="labeled",
+                installation_id=7,
+                repository=payload["repository"]["full_name"],
+                sender=payload["sender"]["login"],
+                payload_sha256=hashlib.sha256(body).hexdigest(),
+                status=DeliveryStatus.QUEUED,
+                reason=None,
+                jobs=[job_id],
             )
         )
         assert await Job(job_id, pool).status() is JobStatus.not_found

@@ -295,10 +295,7 @@ def commit_submodule(fake: FakeGitHub, url: str, gitlink: str, marker: Path) -> 
     command too) and a gitlink `vendor/lib` at `gitlink`."""
     repo = fake.git(REPO)
     gitmodules = (
-        '[submodule "lib"]\n'
-        "\tpath = vendor/lib\n"
-        f"\turl = {url}\n"
-        f"\tupdate = !{payload(marker)}\n"
+        f'[submodule "lib"]\n\tpath = vendor/lib\n\turl = {url}\n\tupdate = !{payload(marker)}\n'
     )
     blob = repo.out("hash-object", "-w", "--stdin", input=gitmodules.encode()).strip()
     index = {"GIT_INDEX_FILE": str(repo.path / "attack-index")}
@@ -410,8 +407,9 @@ async def test_gitattributes_cannot_select_drivers_the_hosts_configuration_defin
         await ws.clone()
         await ws.checkout_branch(branch)
         result = await run_in_sandbox(
-            ws, "printf '*.txt filter=lfs diff=evil merge=evil\\n' > sub.gitattributes && "
-            "mkdir -p docs && mv sub.gitattributes docs/.gitattributes && echo written"
+            ws,
+            "printf '*.txt filter=lfs diff=evil merge=evil\\n' > sub.gitattributes && "
+            "mkdir -p docs && mv sub.gitattributes docs/.gitattributes && echo written",
         )
         assert "written" in result.stdout, result
         (ws.path / "docs" / "notes.txt").write_text("notes\n")

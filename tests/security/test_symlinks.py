@@ -131,9 +131,7 @@ async def test_committed_symlinks_are_never_followed_by_the_bots_tools(
     assert not any(SECRET in repr(records) for records in chunks.values())
 
 
-@pytest.mark.parametrize(
-    "tool", ["create_file", "edit_file"], ids=["create_file", "edit_file"]
-)
+@pytest.mark.parametrize("tool", ["create_file", "edit_file"], ids=["create_file", "edit_file"])
 async def test_links_the_model_makes_cannot_carry_a_write_to_the_host(
     bot: Bot, tmp_path: Path, tool: str
 ) -> None:

@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 from urllib.parse import urlsplit
 
 from knowledge.hardened_git import git_argv, git_env
@@ -183,7 +184,7 @@ class Workspace:
             raise RuntimeError("the workspace is not open; use `async with`")
         return self._dir
 
-    async def __aenter__(self) -> Workspace:
+    async def __aenter__(self) -> Self:
         self._root.mkdir(parents=True, exist_ok=True)
         self._dir = Path(tempfile.mkdtemp(prefix="ws-", dir=self._root))
         self._dir.chmod(_DIR_MODE)

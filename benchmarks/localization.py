@@ -283,10 +283,12 @@ def run(
         seconds: dict[str, float] = {}
         for name, ranker in ours.items():
             rankings[name], seconds[name] = timed(
-                lambda r=ranker: [f.path for f in r.rank_files(repo, problem.statement, k=DEPTH)]
+                lambda r=ranker, repo=repo, problem=problem: [
+                    f.path for f in r.rank_files(repo, problem.statement, k=DEPTH)
+                ]
             )
         rankings[BASELINE], seconds[BASELINE] = timed(
-            lambda: baselines[problem.repo_dir].rank(problem.statement, DEPTH)
+            lambda problem=problem: baselines[problem.repo_dir].rank(problem.statement, DEPTH)
         )
         ranks: dict[str, int | None] = {}
         for name, ranking in rankings.items():

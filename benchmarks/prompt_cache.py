@@ -38,23 +38,23 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import httpx2  # noqa: E402
+import httpx2
 
-from agents.budget import Budget, TokenUsage  # noqa: E402
-from agents.coder import Coder  # noqa: E402
-from agents.llm import LLMClient  # noqa: E402
-from agents.plan_files import MAX_LINES_PER_FILE  # noqa: E402
-from agents.planner import (  # noqa: E402
+from agents.budget import Budget, TokenUsage
+from agents.coder import Coder
+from agents.llm import LLMClient
+from agents.plan_files import MAX_LINES_PER_FILE
+from agents.planner import (
     ContextRef,
     Estimate,
     PlanResult,
     PlanStep,
     render_file_tree,
 )
-from agents.pricing import price_for  # noqa: E402
-from agents.sandbox import make_sandbox  # noqa: E402
-from agents.tools import CoderTools  # noqa: E402
-from tests.fakeanthropic import FakeAnthropic, count_tokens, tool_call  # noqa: E402
+from agents.pricing import price_for
+from agents.sandbox import make_sandbox
+from agents.tools import CoderTools
+from tests.fakeanthropic import FakeAnthropic, count_tokens, tool_call
 
 
 def git(repo: Path, *args: str) -> str:
@@ -66,6 +66,11 @@ def git(repo: Path, *args: str) -> str:
         capture_output=True,
         text=True,
     ).stdout.strip()
+
+
+def nothing_staged(repo: Path) -> bool:
+    staged = ["git", "-c", f"safe.directory={repo}", "diff", "--cached", "--quiet"]
+    return subprocess.run(staged, cwd=repo, check=False).returncode == 0
 
 
 # What a GitHub checkout has beside the code; the words can match it, and none of it
@@ -269,12 +274,7 @@ async def run(
 
         async def commit(message: str) -> str | None:
             git(repo, "add", "-A")
-            if (
-                subprocess.run(
-                    ["git", "-c", f"safe.directory={repo}", "diff", "--cached", "--quiet"], cwd=repo
-                ).returncode
-                == 0
-            ):
+            if nothing_staged(repo):
                 return None
             git(repo, "commit", "-q", "-m", message)
             return git(repo, "rev-parse", "HEAD")

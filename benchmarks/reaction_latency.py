@@ -81,7 +81,7 @@ def main() -> None:
     finally:
         redis.Redis.from_url(redis_url).flushdb()
     ordered = sorted(latencies)
-    p95 = ordered[max(0, int(round(0.95 * len(ordered))) - 1)]
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     print(f"deliveries: {len(ordered)}")
     print(
         f"POST -> 👀 reaction  p50 {statistics.median(ordered):.0f} ms  p95 {p95:.0f} ms  max {ordered[-1]:.0f} ms"

@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.db.migrate import current_revision, head_revision
-from bot.queue import public_redis_url, redis_problem
 from bot.private_key import PrivateKeyError
+from bot.queue import public_redis_url, redis_problem
 from bot.settings import DEFAULT_REDIS_URL, Settings, SettingsError, load_settings
 
 

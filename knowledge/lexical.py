@@ -7,13 +7,13 @@ hash (to skip unchanged files) and which content's embeddings are already stored
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar

@@ -97,13 +97,7 @@ class _Checkout:
         self.path = path
 
     async def git(self, *args: str) -> str:
-        return subprocess.run(
-            ["git", "-c", "safe.directory=*", *args],
-            cwd=self.path,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        return _git(self.path, *args)
 
 
 def _git(path: Path, *args: str) -> str:

@@ -31,10 +31,14 @@ _FAMILIES: tuple[tuple[frozenset[str], tuple[str, ...]], ...] = (
         (
             r"\bfunction\s*\*?\s*{n}\s*[<(]",
             r"\b(?:class|interface|enum|type|namespace)\s+{n}\b",
-            r"\b(?:const|let|var)\s+{n}\s*(?::[^=]+)?=\s*(?:async\s+)?"
-            r"(?:function\b|\([^)]*\)\s*(?::[^=]+)?=>|[A-Za-z_$][\w$]*\s*=>)",
-            r"^\s*(?:(?:public|private|protected|static|async|readonly|get|set|override|abstract)"
-            r"\s+)*{n}\s*(?:<[^>]*>)?\s*\([^)]*\)\s*(?::[^{{]+)?\{{",
+            (
+                r"\b(?:const|let|var)\s+{n}\s*(?::[^=]+)?=\s*(?:async\s+)?"
+                r"(?:function\b|\([^)]*\)\s*(?::[^=]+)?=>|[A-Za-z_$][\w$]*\s*=>)"
+            ),
+            (
+                r"^\s*(?:(?:public|private|protected|static|async|readonly|get|set|override|abstract)"
+                r"\s+)*{n}\s*(?:<[^>]*>)?\s*\([^)]*\)\s*(?::[^{{]+)?\{{"
+            ),
         ),
     ),
     (

@@ -19,7 +19,7 @@ from agents.sandbox import BubblewrapSandbox, CommandResult
 from agents.workspace import GitError, Workspace
 from tests.fakegithub import FakeGitHub
 from tests.fakegithub.gitrepo import Author
-from tests.test_workspace import REPO, Bot, app, bot, fake  # noqa: F401  (fixtures)
+from tests.test_workspace import REPO, Bot
 
 HOOKS = (
     "pre-commit",

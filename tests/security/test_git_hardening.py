@@ -80,7 +80,7 @@ class Lab:
 
 
 class _Unauthorised(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         self.send_response(401)
         self.send_header("WWW-Authenticate", 'Basic realm="x"')
         self.send_header("Content-Length", "0")

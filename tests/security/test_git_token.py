@@ -17,7 +17,7 @@ import pytest
 from agents.checkout_setup import exclude_leftovers, exclude_untracked
 from agents.sandbox import BubblewrapSandbox
 from tests.fakegithub import FakeGitHub
-from tests.test_workspace import REPO, Bot, app, bot, fake  # noqa: F401  (fixtures)
+from tests.test_workspace import REPO, Bot
 
 # Commands that talk to the remote: a checkout too, as in a partial clone it may fetch file
 # versions the clone left on the server.

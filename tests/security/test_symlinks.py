@@ -18,14 +18,13 @@ from agents.plan_files import plan_files_section
 from agents.planner import ContextRef, PlanResult, PlanStep
 from agents.sandbox import BubblewrapSandbox
 from agents.tools.coder_tools import CoderTools
-from agents.workspace import Workspace
 from knowledge.embeddings import SentenceTransformerEmbedder
 from knowledge.indexer import RepositoryIndexer
 from knowledge.lexical import LexicalIndex
 from knowledge.store import ChromaStore
 from tests.fakegithub import FakeGitHub
 from tests.fakegithub.gitrepo import Author
-from tests.test_workspace import REPO, Bot, app, bot, fake  # noqa: F401  (fixtures)
+from tests.test_workspace import REPO, Bot
 
 SECRET = "HOST-SECRET-7f3a"
 SECRET_PATTERN = "HOST-SECRET-[0-9a-f]+"  # a search for it, not echoing it in "no matches"

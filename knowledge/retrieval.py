@@ -101,6 +101,72 @@ class _Named:
     strength: float = 1.0  # 0..1: how much of its ranking's weight this entry earns
 
 
+@dataclass
+class _Pool:
+    """The files the rankings found; each ranking credits a file weight / (rrf_k + rank)."""
+
+    rrf_k: int
+    candidates: dict[str, _Candidate] = field(default_factory=dict)
+
+    def credit(self, path: str, rank: int, weight: float) -> _Candidate:
+        candidate = self.candidates.setdefault(path, _Candidate(path))
+        candidate.score += weight / (self.rrf_k + rank)
+        return candidate
+
+    def ranked(self) -> list[_Candidate]:
+        return sorted(self.candidates.values(), key=lambda c: (-c.score, c.path))
+
+
+@dataclass
+class _Spent:
+    """Characters of the context used so far; a part is kept only while it fits its limit."""
+
+    used: int = 0
+
+    def take(self, text: str, limit: int) -> bool:
+        cost = len(text) + 2  # the joining newlines
+        if self.used + cost > limit:
+            return False
+        self.used += cost
+        return True
+
+    def lessons(self, lessons: list[Lesson], heading: str, intro: str, limit: int) -> list[Lesson]:
+        """The lessons that fit under their heading; no heading when none of them fits."""
+        if not lessons or not self.take(f"{heading}\n{intro}", limit):
+            return []
+        kept = [lesson for lesson in lessons if self.take(render_lesson(lesson), limit)]
+        if not kept:
+            self.used -= len(f"{heading}\n{intro}") + 2
+        return kept
+
+    def files(
+        self, candidates: list[_Candidate], chosen: dict[str, list[Snippet]], limit: int
+    ) -> list[FileMatch]:
+        """Every header that fits first, then the snippets that still fit."""
+        headers: list[FileMatch] = []
+        for index, candidate in enumerate(candidates, 1):
+            match = FileMatch(candidate.path, candidate.score, tuple(candidate.reasons))
+            if not self.take(render_file_header(index, match), limit):
+                break
+            headers.append(match)
+        files: list[FileMatch] = []
+        for match in headers:
+            snippets = tuple(
+                s for s in chosen.get(match.path, []) if self.take(render_snippet(s), limit)
+            )
+            files.append(FileMatch(match.path, match.score, match.reasons, snippets))
+        return files
+
+    def related(self, related: list[_Candidate], limit: int) -> list[FileMatch]:
+        kept: list[FileMatch] = []
+        for candidate in related:
+            match = FileMatch(candidate.path, candidate.score, tuple(candidate.reasons))
+            if not self.take(render_related(match), limit):
+                break
+            kept.append(match)
+        return kept
+
+
 class HybridRetriever:
     def __init__(
         self,
@@ -191,21 +257,24 @@ class HybridRetriever:
     ) -> tuple[list[_Candidate], list[_Candidate]]:
         """The top `k` source files (or all files, without `sources_first`) and the top related
         files (tests, docs, examples)."""
-        weights = self._weights
         text = reduce_report(query) if self._reduce_report else query
         terms = self.query_terms(repo, text)
-        pool: dict[str, _Candidate] = {}
+        pool = _Pool(self._weights.rrf_k)
+        self._credit_lexical(pool, repo, terms)
+        if self._weights.dense > 0 and embedding is not None:
+            self._credit_dense(pool, repo, embedding.result())
+        self._credit_named(pool, repo, query, text)
+        sources, related = self._split(pool.ranked(), k)
+        self._explain_keywords([*sources, *related], terms, token_words(text))
+        return sources, related
 
-        def credit(path: str, rank: int, weight: float) -> _Candidate:
-            candidate = pool.setdefault(path, _Candidate(path))
-            candidate.score += weight / (weights.rrf_k + rank)
-            return candidate
-
+    def _credit_lexical(self, pool: _Pool, repo: str, terms: list[str]) -> None:
+        weights = self._weights
         if weights.lexical_files > 0:
             for rank, (path, _score) in enumerate(
                 self._lexical.search_files(repo, terms, self._candidates, max_terms=len(terms)), 1
             ):
-                credit(path, rank, weights.lexical_files)
+                pool.credit(path, rank, weights.lexical_files)
 
         if weights.lexical_chunks > 0:
             chunk_rank: dict[str, int] = {}
@@ -214,20 +283,19 @@ class HybridRetriever:
             ):
                 if hit.path not in chunk_rank:
                     chunk_rank[hit.path] = len(chunk_rank) + 1
-                    credit(hit.path, chunk_rank[hit.path], weights.lexical_chunks)
-                pool[hit.path].lexical_chunk_ids.append(hit.chunk_id)
+                    pool.credit(hit.path, chunk_rank[hit.path], weights.lexical_chunks)
+                pool.candidates[hit.path].lexical_chunk_ids.append(hit.chunk_id)
 
-        if weights.dense > 0 and embedding is not None:
-            for rank, (path, dense_hit) in enumerate(
-                self._dense_files(repo, embedding.result()), 1
-            ):
-                candidate = credit(path, rank, weights.dense)
-                candidate.dense_symbol = str(dense_hit.metadata.extra.get("symbol", ""))
-                what = (
-                    f"`{candidate.dense_symbol}`" if candidate.dense_symbol else "the file summary"
-                )
-                candidate.reasons.append(f"semantic match {dense_hit.similarity:.2f} to {what}")
+    def _credit_dense(self, pool: _Pool, repo: str, vector: np.ndarray) -> None:
+        for rank, (path, dense_hit) in enumerate(self._dense_files(repo, vector), 1):
+            candidate = pool.credit(path, rank, self._weights.dense)
+            candidate.dense_symbol = str(dense_hit.metadata.extra.get("symbol", ""))
+            what = f"`{candidate.dense_symbol}`" if candidate.dense_symbol else "the file summary"
+            candidate.reasons.append(f"semantic match {dense_hit.similarity:.2f} to {what}")
 
+    def _credit_named(self, pool: _Pool, repo: str, query: str, text: str) -> None:
+        """What the issue names: frames (from the whole report), paths, modules, symbols."""
+        weights = self._weights
         signals = extract_signals(text)
         named_lists: list[tuple[float, Callable[[], list[_Named]]]] = [
             (weights.frames, lambda: self._frames(repo, extract_signals(query))),
@@ -241,7 +309,7 @@ class HybridRetriever:
             if weight <= 0:
                 continue
             for rank, named in enumerate(ranking(), 1):
-                candidate = credit(named.path, rank, weight * named.strength)
+                candidate = pool.credit(named.path, rank, weight * named.strength)
                 candidate.reasons.insert(0, named.reason)
                 if named.line is not None:
                     candidate.frame_lines.append(named.line)
@@ -251,7 +319,7 @@ class HybridRetriever:
                 if named.reason.startswith("named in the issue"):
                     candidate.named = True
 
-        ranked = sorted(pool.values(), key=lambda c: (-c.score, c.path))
+    def _split(self, ranked: list[_Candidate], k: int) -> tuple[list[_Candidate], list[_Candidate]]:
         sources: list[_Candidate] = []
         related: list[_Candidate] = []
         for candidate in ranked:
@@ -266,7 +334,6 @@ class HybridRetriever:
                 sources.append(candidate)
             if len(sources) >= k and len(related) >= max(k, self._max_related):
                 break
-        self._explain_keywords([*sources, *related], terms, token_words(text))
         return sources, related
 
     def _dense_files(self, repo: str, vector: np.ndarray) -> list[tuple[str, StoredHit]]:
@@ -435,50 +502,16 @@ class HybridRetriever:
         candidates = [c for c in sources if c.score >= floor]
         related = [c for c in related if c.score >= floor][: self._max_related]
         allowance = token_budget * 4
-        used = 0
-
-        def take(text: str, limit: int) -> bool:
-            nonlocal used
-            cost = len(text) + 2  # the joining newlines
-            if used + cost > limit:
-                return False
-            used += cost
-            return True
-
+        spent = _Spent()
         lesson_limit = int(allowance * self._lesson_share)
-        kept_failures: list[Lesson] = []
-        kept_patterns: list[Lesson] = []
-        for lessons, kept, heading, intro in (
-            (failures, kept_failures, FAILURES_HEADING, FAILURES_INTRO),
-            (patterns, kept_patterns, PATTERNS_HEADING, PATTERNS_INTRO),
-        ):
-            if not lessons or not take(f"{heading}\n{intro}", lesson_limit):
-                continue
-            kept.extend(lesson for lesson in lessons if take(render_lesson(lesson), lesson_limit))
-            if not kept:
-                used -= len(f"{heading}\n{intro}") + 2
-
+        kept_failures = spent.lessons(failures, FAILURES_HEADING, FAILURES_INTRO, lesson_limit)
+        kept_patterns = spent.lessons(patterns, PATTERNS_HEADING, PATTERNS_INTRO, lesson_limit)
         files: list[FileMatch] = []
-        if candidates and take(FILES_HEADING, allowance):
-            chosen = self._snippet_chunks(repo, candidates)
-            headers: list[FileMatch] = []
-            for index, candidate in enumerate(candidates, 1):
-                match = FileMatch(candidate.path, candidate.score, tuple(candidate.reasons))
-                if not take(render_file_header(index, match), allowance):
-                    break
-                headers.append(match)
-            for match in headers:
-                snippets = tuple(
-                    s for s in chosen.get(match.path, []) if take(render_snippet(s), allowance)
-                )
-                files.append(FileMatch(match.path, match.score, match.reasons, snippets))
+        if candidates and spent.take(FILES_HEADING, allowance):
+            files = spent.files(candidates, self._snippet_chunks(repo, candidates), allowance)
         kept_related: list[FileMatch] = []
-        if related and take(RELATED_HEADING, allowance):
-            for candidate in related:
-                match = FileMatch(candidate.path, candidate.score, tuple(candidate.reasons))
-                if not take(render_related(match), allowance):
-                    break
-                kept_related.append(match)
+        if related and spent.take(RELATED_HEADING, allowance):
+            kept_related = spent.related(related, allowance)
         return RetrievedContext(
             repository=repo,
             query=query,

@@ -87,32 +87,33 @@ def _elapsed(view: StatusView) -> str:
     return f"{seconds}s"
 
 
+# What the reader can do next, for the states that wait on them (FAILED also says what went wrong).
+_NEXT_STEP: dict[FeatureState, str] = {
+    FeatureState.CANCELLED: (
+        "This run was cancelled. Label the issue again or comment `/factory plan` to start a new one."
+    ),
+    FeatureState.QUEUED: (
+        "Other runs in this installation are using every slot; this one starts as soon as one ends."
+    ),
+    FeatureState.AWAITING_APPROVAL: (
+        "Read the plan, then comment `/factory approve` to implement it, or "
+        "`/factory plan <guidance>` to re-plan."
+    ),
+    FeatureState.AWAITING_CLARIFICATION: (
+        "Answer the questions in the plan comment, then comment `/factory plan` to re-plan."
+    ),
+}
+
+
 def render_status(view: StatusView) -> str:
-    repo_url = f"{view.server_url}/{view.repository}"
     lines = [
         markers.status(view.feature_id),
         f"### 🏭 Agent Factory · run {view.feature_id}: **{_HEADLINE[view.state]}**",
         "",
+        *_stage_lines(view),
+        "",
     ]
-    for stage in STAGE_ORDER:
-        if stage not in view.enabled:
-            lines.append(f"- ⏭️ {stage.title}: not enabled")
-            continue
-        line = view.stages.get(stage, StageLine("pending"))
-        note = f": {line.note}" if line.note else ""
-        lines.append(f"- {_ICON.get(line.state, '⬜')} {stage.title} ({line.state}){note}")
-    lines.append("")
-    links: list[str] = []
-    if view.plan_url:
-        links.append(f"[plan]({view.plan_url})")
-    if view.branch:
-        links.append(f"branch [`{view.branch}`]({repo_url}/tree/{view.branch})")
-    if view.pr_number:
-        links.append(f"PR #{view.pr_number}")
-    for name, url in sorted(view.checks.items()):
-        links.append(f"[{name}]({url})")
-    if view.deployment_url:
-        links.append(f"[deployment]({view.deployment_url})")
+    links = _links(view)
     if links:
         lines.append("**Links:** " + " · ".join(links))
     round_note = f" · round {view.round + 1} of {view.max_rounds}" if view.round else ""
@@ -130,28 +131,38 @@ def render_status(view: StatusView) -> str:
                 "`/factory plan <guidance>` to start over with a new plan."
             ),
         ]
-    elif view.state is FeatureState.CANCELLED:
-        lines += [
-            "",
-            "This run was cancelled. Label the issue again or comment `/factory plan` to start a new one.",
-        ]
-    elif view.state is FeatureState.QUEUED:
-        lines += [
-            "",
-            "Other runs in this installation are using every slot; this one starts as soon as one ends.",
-        ]
-    elif view.state is FeatureState.AWAITING_APPROVAL:
-        lines += [
-            "",
-            "Read the plan, then comment `/factory approve` to implement it, or `/factory plan <guidance>` to re-plan.",
-        ]
-    elif view.state is FeatureState.AWAITING_CLARIFICATION:
-        lines += [
-            "",
-            "Answer the questions in the plan comment, then comment `/factory plan` to re-plan.",
-        ]
+    elif view.state in _NEXT_STEP:
+        lines += ["", _NEXT_STEP[view.state]]
     lines += ["", "<sub>Commands: `/factory help`</sub>"]
     return "\n".join(lines)
+
+
+def _stage_lines(view: StatusView) -> list[str]:
+    lines = []
+    for stage in STAGE_ORDER:
+        if stage not in view.enabled:
+            lines.append(f"- ⏭️ {stage.title}: not enabled")
+            continue
+        line = view.stages.get(stage, StageLine("pending"))
+        note = f": {line.note}" if line.note else ""
+        lines.append(f"- {_ICON.get(line.state, '⬜')} {stage.title} ({line.state}){note}")
+    return lines
+
+
+def _links(view: StatusView) -> list[str]:
+    repo_url = f"{view.server_url}/{view.repository}"
+    links: list[str] = []
+    if view.plan_url:
+        links.append(f"[plan]({view.plan_url})")
+    if view.branch:
+        links.append(f"branch [`{view.branch}`]({repo_url}/tree/{view.branch})")
+    if view.pr_number:
+        links.append(f"PR #{view.pr_number}")
+    for name, url in sorted(view.checks.items()):
+        links.append(f"[{name}]({url})")
+    if view.deployment_url:
+        links.append(f"[deployment]({view.deployment_url})")
+    return links
 
 
 def status_view(

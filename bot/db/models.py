@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from bot.contracts.lifecycle import FeatureState, TaskState
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -37,32 +39,6 @@ class DeliveryStatus(enum.StrEnum):
     IGNORED = "ignored"
     DUPLICATE = "duplicate"
     FAILED = "failed"
-
-
-class FeatureState(enum.StrEnum):
-    QUEUED = "queued"  # waiting for a free slot in its installation
-    PLANNING = "planning"
-    AWAITING_APPROVAL = "awaiting_approval"
-    AWAITING_CLARIFICATION = "awaiting_clarification"
-    IMPLEMENTATION = "implementation"
-    REVIEW = "review"
-    TESTING = "testing"
-    DEPLOYMENT = "deployment"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (FeatureState.COMPLETED, FeatureState.FAILED, FeatureState.CANCELLED)
-
-
-class TaskState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class Installation(Base):

@@ -280,8 +280,7 @@ class Coder:
     def _plan_files(self, plan: Plan, workdir: Path) -> str:
         if not self.preload_plan_files:
             return ""
-        # plan_files still names the planner's PlanResult; it reads only what a Plan has.
-        return plan_files_section(plan, workdir)  # type: ignore[arg-type]
+        return plan_files_section(plan, workdir)
 
     def system_blocks(
         self,

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.planner import PlanResult
 from agents.tools.errors import ToolInputError
 from agents.tools.files import read_file
 from agents.tools.paths import WorkspacePaths
 from agents.untrusted import wrap_untrusted
+from bot.contracts.prp import Plan
 from knowledge.chunking import Chunk, ChunkKind, chunk_file
 from knowledge.signals import STOP_SYMBOLS
 
@@ -57,7 +57,7 @@ PREAMBLE = (
 )
 
 
-def plan_paths(plan: PlanResult) -> list[str]:
+def plan_paths(plan: Plan) -> list[str]:
     """The paths the plan names, in the order it names them (context first, then the steps)."""
     seen: dict[str, None] = {}
     for entry in _named_entries(plan):
@@ -67,14 +67,14 @@ def plan_paths(plan: PlanResult) -> list[str]:
     return [path for path in seen if path]
 
 
-def _named_entries(plan: PlanResult) -> list[str]:
+def _named_entries(plan: Plan) -> list[str]:
     return [
         *(ref.path for ref in plan.context),
         *(path for step in plan.steps for path in step.files),
     ]
 
 
-def _cited_lines(plan: PlanResult) -> dict[str, list[tuple[int, int]]]:
+def _cited_lines(plan: Plan) -> dict[str, list[tuple[int, int]]]:
     """Line ranges the plan cites per path (`src/app.py:10-20`)."""
     cited: dict[str, list[tuple[int, int]]] = {}
     for entry in _named_entries(plan):
@@ -99,7 +99,7 @@ def focus_names(text: str) -> set[str]:
 
 
 def plan_files_section(
-    plan: PlanResult,
+    plan: Plan,
     workdir: Path,
     *,
     max_chars: int = MAX_CHARS,

@@ -53,10 +53,7 @@ ROLES: dict[str, str] = {
 }
 
 # Edges waiting on a module this change does not own; each names what removes it.
-KNOWN: dict[tuple[str, str], str] = {
-    # agents/plan_files.py (the knowledge work's) should import Plan from bot.contracts.prp.
-    ("agents.plan_files", "agents.planner"): "plan_files imports PlanResult from the planner",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from pathlib import Path
 import redis
 
 from agents.deploy_stage import DeployerStage
-from agents.lifecycle import Stage
+from bot.contracts.lifecycle import Stage
 from tests.e2e.harness import Bot, running_bot
 from tests.e2e.scripted_agents import scripted_agents
 from tests.fakegithub.state import RecordedRequest

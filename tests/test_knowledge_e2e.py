@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from agents.lifecycle import Stage
+from bot.contracts.lifecycle import Stage
 from tests.e2e.harness import running_bot
 from tests.e2e.scripted_agents import scripted_agents
 from tests.fakeanthropic import FakeAnthropic, tool_call

@@ -104,7 +104,6 @@ class Settings(BaseSettings):
 
     # Behaviour
     trigger_label: str = Field(default="factory", description="Label that starts a run.")
-    max_rounds: int = Field(default=3, ge=1, description="Review/test loops before a run fails.")
     max_concurrent_runs: int = Field(
         default=2, ge=1, description="Concurrent runs allowed per installation."
     )

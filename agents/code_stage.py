@@ -15,7 +15,7 @@ from agents.coder import Coder, CoderResult
 from agents.file_tree import render_file_tree
 from agents.llm import LLMError
 from agents.stages import FeatureView, StepContext, StepResult
-from agents.toolbox import Toolbox, feature_budget
+from agents.toolbox import Toolbox, feature_budget, repository_key
 from agents.tools import CoderTools
 from agents.untrusted import sanitize, wrap_untrusted
 from agents.workspace import Workspace, branch_name
@@ -78,7 +78,7 @@ class CoderStage:
             exclude_leftovers(ws)
             base_sha = await ws.head()
             await ws.checkout_branch(branch, base=info.default_branch)
-            sandbox = toolbox.sandbox_for(ws.path, ws.git_dir)
+            sandbox = toolbox.sandbox_for(ws.path, ws.git_dir, repository_key(feature))
             if config.setup:
                 await ctx.progress("running the setup steps")
                 failure = await run_setup(

@@ -8,7 +8,7 @@ from agents.budget import BudgetExceeded
 from agents.llm import LLMError
 from agents.planner import Issue, IssueComment, Planner, PlanningFailed
 from agents.stages import StepContext, StepResult
-from agents.toolbox import Toolbox, feature_budget
+from agents.toolbox import Toolbox, feature_budget, repository_key
 from agents.tools import CoderTools
 from bot.contracts import markers
 from bot.contracts.lifecycle import Outcome, Stage
@@ -54,7 +54,9 @@ class PlannerStage:
                     knowledge=knowledge,
                     guidance=feature.guidance or "",
                     gates=config.validation_gates,
-                    tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path, ws.git_dir)),
+                    tools=CoderTools(
+                        ws.path, toolbox.sandbox_for(ws.path, ws.git_dir, repository_key(feature))
+                    ),
                     on_step=ctx.checkpoint,
                     resume_from=ctx.resume,
                 )

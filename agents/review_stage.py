@@ -16,7 +16,7 @@ from agents.llm import LLMError
 from agents.review_feedback import review_feedback
 from agents.reviewer import APPROVE, REQUEST_CHANGES, Reviewer, ReviewFailed, render_diff
 from agents.stages import StepContext, StepResult
-from agents.toolbox import Toolbox, feature_budget
+from agents.toolbox import Toolbox, feature_budget, repository_key
 from agents.tools import CoderTools
 from bot.contracts import markers
 from bot.contracts.lifecycle import Outcome, Stage
@@ -64,7 +64,9 @@ class ReviewerStage:
                     diff=diff,
                     budget=feature_budget(config, feature),
                     knowledge=knowledge,
-                    tools=CoderTools(ws.path, toolbox.sandbox_for(ws.path, ws.git_dir)),
+                    tools=CoderTools(
+                        ws.path, toolbox.sandbox_for(ws.path, ws.git_dir, repository_key(feature))
+                    ),
                     on_step=ctx.checkpoint,
                 )
         except ReviewFailed as exc:

@@ -17,7 +17,7 @@ from agents.checkout_setup import exclude_leftovers, run_setup
 from agents.loop import truncate_middle
 from agents.sandbox import CommandResult
 from agents.stages import StepContext, StepResult
-from agents.toolbox import GATE_ENV
+from agents.toolbox import GATE_ENV, repository_key
 from agents.untrusted import sanitize
 from bot.contracts.lifecycle import Outcome, Stage
 from bot.github.errors import scrub
@@ -49,7 +49,7 @@ class TesterStage:
             await ws.clone()
             exclude_leftovers(ws)
             head = await ws.checkout_branch(feature.branch)
-            sandbox = ctx.tools.sandbox_for(ws.path, ws.git_dir)
+            sandbox = ctx.tools.sandbox_for(ws.path, ws.git_dir, repository_key(feature))
             if config.setup:
                 await ctx.progress("running the setup steps")
                 failure = await run_setup(

@@ -15,9 +15,10 @@ from bot.contracts.runs import FeatureView
 
 # (installation id, clone url) -> an unopened Workspace; the caller enters it.
 WorkspaceFactory = Callable[[int, str], Awaitable[Workspace]]
-# (work tree, its git directory) -> the sandbox commands in that work tree run in; raises
+# (work tree, its git directory, repository key) -> the sandbox commands in that work tree run
+# in, with the repository's package cache when a key is given (see repository_key); raises
 # SandboxUnavailable when no isolating sandbox works (nothing runs unisolated by default).
-SandboxFactory = Callable[[Path, Path | None], Sandbox]
+SandboxFactory = Callable[[Path, Path | None, str | None], Sandbox]
 # (repository, query) -> markdown context for prompts ("" when nothing is known).
 KnowledgeLookup = Callable[[str, str], Awaitable[str]]
 
@@ -39,6 +40,12 @@ class Toolbox:
         if self.knowledge is None:
             return ""
         return await self.knowledge(repository, query)
+
+
+def repository_key(feature: FeatureView) -> str:
+    """The repository's key, "<installation id>/<owner>/<name>": the sandboxes of one repository
+    share its package cache (and run as one uid); no other repository's sandbox sees it."""
+    return f"{feature.installation_id}/{feature.repository}"
 
 
 def feature_budget(config: RepoConfig, feature: FeatureView) -> Budget:

@@ -739,7 +739,8 @@ async def test_setup_steps_prepare_the_checkout_through_the_egress_proxy_and_sta
 ) -> None:
     """Setup steps fetch what they need from an allowed host (an internal mirror the operator
     listed) through the egress proxy; the host's Redis stays unreachable to them, and entirely
-    to the coder's own commands."""
+    to the coder's own commands. The repository's package cache outlives the run: the next
+    run's setup finds what this one's left in `$PIP_CACHE_DIR`."""
     async with package_mirror(b"fetched from the mirror") as port:
         fetch = (
             f'{sys.executable} -c "import urllib.request; print(urllib.request.urlopen('
@@ -752,17 +753,35 @@ async def test_setup_steps_prepare_the_checkout_through_the_egress_proxy_and_sta
                 f"{_connect_probe(redis_url, 'setup reached redis')} >> setup-ran.txt "
                 "|| echo 'redis refused' >> setup-ran.txt"
             ),
+            (
+                'mkdir -p "$PIP_CACHE_DIR" && (cat "$PIP_CACHE_DIR/left-by-setup" 2>/dev/null '
+                "|| echo 'nothing cached yet') > cache-seen.txt && "
+                'echo "left by the setup on $(git branch --show-current)" '
+                '> "$PIP_CACHE_DIR/left-by-setup"'
+            ),
         ]
         yml = factory_yml() + f"setup: {json.dumps(setup)}\nsetup_timeout_s: 120\n"
         script = [
             tool_call("submit_plan", PLAN),
-            tool_call("run_command", {"command": "cat setup-ran.txt; ls .venv/bin/python"}),
+            tool_call(
+                "run_command",
+                {"command": "cat setup-ran.txt; ls .venv/bin/python; cat cache-seen.txt"},
+            ),
             tool_call("run_command", {"command": _connect_probe(redis_url, "coder reached it")}),
             tool_call(
                 "edit_file",
                 {"path": "calc.py", "old_text": "    return a - b", "new_text": "    return a + b"},
             ),
             tool_call("run_command", {"command": "git status --short"}),
+            tool_call("complete_step", {"step": 1, "message": "Return the sum from add()"}),
+            tool_call("finish", {"summary": "add() now returns a + b."}),
+            # The second run, on another issue of the same repository.
+            tool_call("submit_plan", PLAN),
+            tool_call("run_command", {"command": "cat cache-seen.txt"}),
+            tool_call(
+                "edit_file",
+                {"path": "calc.py", "old_text": "    return a - b", "new_text": "    return a + b"},
+            ),
             tool_call("complete_step", {"step": 1, "message": "Return the sum from add()"}),
             tool_call("finish", {"summary": "add() now returns a + b."}),
         ]
@@ -779,6 +798,7 @@ async def test_setup_steps_prepare_the_checkout_through_the_egress_proxy_and_sta
             assert "exit code 0" in seen and "fetched from the mirror" in seen
             assert "redis refused" in seen and "setup reached redis" not in seen
             assert ".venv/bin/python" in seen
+            assert "nothing cached yet" in seen
             # The coder's own commands stay offline.
             probed = _last_tool_result(coder[2])
             assert "exit code 1" in probed and "Connection refused" in probed
@@ -787,6 +807,7 @@ async def test_setup_steps_prepare_the_checkout_through_the_egress_proxy_and_sta
             status = _last_tool_result(coder[4])
             assert "M calc.py" in status
             assert "setup-ran.txt" not in status and ".venv" not in status
+            assert "cache-seen.txt" not in status
 
             # The pull request carries the fix and nothing setup wrote.
             assert feature.branch is not None
@@ -796,6 +817,19 @@ async def test_setup_steps_prepare_the_checkout_through_the_egress_proxy_and_sta
             assert fake.file_at(repo, feature.branch, "setup-ran.txt") is None
             assert fake.file_at(repo, feature.branch, ".venv/pyvenv.cfg") is None
             assert run.pulls()[0].pull.draft is False
+
+            # A second run on the same repository: its setup finds the first run's download.
+            second = fake.create_issue(repo, "add() is still wrong", ISSUE_BODY, user="alice")
+            fake.label_issue(repo, second, "factory", user="alice")
+
+            async def second_run_ended() -> bool:
+                features = await run.bot.features()
+                return len(features) == 2 and features[-1].state in ("completed", "failed")
+
+            await run.bot.wait_for(second_run_ended, timeout=60, what="the second run to end")
+            assert (await run.bot.features())[-1].state == "completed"
+            cached = _last_tool_result(run.coder_requests()[7])
+            assert f"left by the setup on {feature.branch}" in cached, cached
 
 
 async def test_a_failing_setup_step_fails_the_run_before_any_coder_call(

@@ -37,6 +37,7 @@ from bot.orchestration.retry import RetryPolicy
 from bot.orchestration.services import Asker, JobServices
 from bot.orchestration.steps import StepRunner
 from bot.permissions import PermissionChecker
+from bot.private_key import PrivateKeyError
 from bot.sandboxing import sandbox_options
 from bot.services import Services
 from bot.settings import PUBLIC_GITHUB_API, Settings, SettingsError
@@ -86,14 +87,12 @@ class WorkerParts:
 def github_app_from(
     settings: Settings, services: Services, transport: httpx.AsyncBaseTransport | None
 ) -> GitHubApp:
-    pem = settings.private_key_pem()
     problems = []
     if settings.app_id is None:
         problems.append("FACTORY_APP_ID: the worker acts as a GitHub App and needs its id")
-    if pem is None:
-        problems.append(
-            "FACTORY_PRIVATE_KEY or FACTORY_PRIVATE_KEY_PATH: the App's private key is needed"
-        )
+    pem, key_problem = _private_key(settings)
+    if key_problem is not None:
+        problems.append(key_problem)
     if problems:
         raise SettingsError(problems)
     assert settings.app_id is not None and pem is not None
@@ -105,6 +104,22 @@ def github_app_from(
         user_agent=f"{settings.app_slug} (Agent Factory)",
         transport=transport,
     )
+
+
+def _private_key(settings: Settings) -> tuple[str | None, str | None]:
+    """The App's PEM text, or why there is none (in the words `factory doctor` uses)."""
+    try:
+        pem = settings.private_key_pem()
+    except OSError as exc:
+        return None, f"FACTORY_PRIVATE_KEY_PATH cannot be read: {exc.strerror}"
+    except PrivateKeyError as exc:
+        where = "FACTORY_PRIVATE_KEY" if settings.private_key else "FACTORY_PRIVATE_KEY_PATH"
+        return None, f"{where}: {exc}"
+    if pem is None:
+        return None, (
+            "FACTORY_PRIVATE_KEY or FACTORY_PRIVATE_KEY_PATH: the App's private key is needed"
+        )
+    return pem, None
 
 
 async def build_worker_parts(

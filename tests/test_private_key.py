@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 
 import pytest
+from arq.worker import Worker
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from bot.db.database import Database
 from bot.private_key import PrivateKeyError, normalize_private_key
+from bot.queue import create_arq_pool
+from bot.services import build_services
 from bot.settings import load_settings
+from bot.worker import worker_settings
 from tests.test_cli import factory
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -94,3 +100,50 @@ def test_doctor_says_a_public_key_is_one_instead_of_a_traceback(tmp_path: Path) 
     line = next(line for line in result.stdout.splitlines() if "github app" in line)
     assert line.startswith("problem") and "this is a public key" in line
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        pytest.param(
+            {"private_key": PUBLIC}, "FACTORY_PRIVATE_KEY: this is a public key", id="public"
+        ),
+        pytest.param(
+            {"private_key_path": "missing.pem"},
+            "FACTORY_PRIVATE_KEY_PATH cannot be read: No such file or directory",
+            id="unreadable file",
+        ),
+    ],
+)
+async def test_a_worker_with_a_wrong_key_runs_without_github_and_says_why_in_one_warning(
+    tmp_path: Path,
+    clean_env: None,
+    db: Database,
+    redis_url: str,
+    caplog: pytest.LogCaptureFixture,
+    key: dict[str, str],
+    says: str,
+) -> None:
+    """Like missing credentials: the worker starts (`factory up` on a bare machine) and names
+    the problem, instead of failing its start-up with a traceback."""
+    if "private_key_path" in key:
+        key = {"private_key_path": str(tmp_path / key["private_key_path"])}
+    settings = load_settings(_env_file=None, data_dir=tmp_path / "data", app_id=12345, **key)
+    redis_client = await create_arq_pool(redis_url)
+    services = await build_services(settings, redis=redis_client, db=db)
+    await services.redis.enqueue_job("ping", _job_id="ping-1")
+    options = {**worker_settings(settings, services), "burst": True, "poll_delay": 0}
+    worker = Worker(**options, handle_signals=False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="bot.worker"):
+            await worker.async_run()
+    finally:
+        await worker.close()
+        await services.aclose()
+        await redis_client.aclose()
+
+    assert worker.jobs_complete == 1
+    warnings = [r for r in caplog.records if r.name == "bot.worker"]
+    assert len(warnings) == 1 and warnings[0].exc_info is None
+    assert warnings[0].getMessage().startswith("worker runs without GitHub access")
+    assert says in warnings[0].getMessage()
